@@ -12,6 +12,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 bash scripts/setup.sh dev
-echo "ruff:"; .venv/bin/ruff check imu_stream tests benchmarks dashboards
+lint_dirs=(); for d in imu_stream tests benchmarks dashboards; do [ -d "$d" ] && lint_dirs+=("$d"); done
+echo "ruff:"; .venv/bin/ruff check "${lint_dirs[@]}"
 echo "mypy:"; .venv/bin/mypy
 .venv/bin/python -m pytest -n 2 -q -p no:cacheprovider "$@"
