@@ -15,12 +15,12 @@ SUMMARY_METRICS: tuple[str, ...] = tuple(
 TREND_FRACTION = 0.10
 
 
-def _stats(values: np.ndarray) -> dict[str, float | int | None]:
+def _stats(values: np.ndarray) -> dict[str, float | None]:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
-        return {"n": 0, "mean": None, "sd": None, "median": None}
+        return {"n": 0.0, "mean": None, "sd": None, "median": None}
     return {
-        "n": int(finite.size),
+        "n": float(finite.size),
         "mean": float(finite.mean()),
         "sd": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
         "median": float(np.median(finite)),
@@ -36,7 +36,7 @@ def symmetry_index(right: float | None, left: float | None) -> float | None:
 
 def summarize(strides: Sequence[Stride], notes: Sequence[str] = ()) -> dict[str, object]:
     good = [s for s in strides if s.quality == 0]
-    per_side: dict[str, dict[str, object]] = {}
+    per_side: dict[str, dict[str, dict[str, float | None]]] = {}
     for side in ("left", "right"):
         rows = [s for s in good if s.side == side]
         per_side[side] = {
@@ -63,8 +63,8 @@ def summarize(strides: Sequence[Stride], notes: Sequence[str] = ()) -> dict[str,
         ):
             first = _stats(np.array([getattr(s, m) for s in rows[:k]], dtype=float))["mean"]
             last = _stats(np.array([getattr(s, m) for s in rows[-k:]], dtype=float))["mean"]
-            side_trend[f"{m}_first10"] = first  # type: ignore[assignment]
-            side_trend[f"{m}_last10"] = last  # type: ignore[assignment]
+            side_trend[f"{m}_first10"] = first
+            side_trend[f"{m}_last10"] = last
             side_trend[f"{m}_change"] = (
                 None if first is None or last is None else float(last) - float(first)
             )
