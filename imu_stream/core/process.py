@@ -134,29 +134,13 @@ def process_signals(signals: SyncedSignals) -> CoreResult:
         "pelvic_rotation_deg": clinical.pelvic_rotation_deg(pelvis.rotations, pelvis.heading),
     }
     thigh_pitch: dict[str, FloatArray] = {}
-    for side in ("left", "right"):
-        thigh = segments.get(f"{side}_thigh")
-        if thigh is None:
-            continue
-        columns[f"thigh_adduction_{side}_deg"] = clinical.thigh_adduction_deg(
-            thigh.rotations, thigh.heading, side
-        )
-        # Share the pelvis's heading reference: the mean hip rotation is the standing neutral.
-        aligned = rot_z(pelvis.heading - thigh.heading) @ thigh.rotations
-        columns[f"hip_adduction_{side}_deg"] = clinical.hip_adduction_deg(
-            pelvis.rotations, aligned, side
-        )
-        up = thigh.rotations[:, 2, :]  # world up expressed in the thigh frame
-        thigh_pitch[side] = np.degrees(np.arctan2(up[:, 0], up[:, 2]))
-    angle_series = AngleSeries(time_s=t, columns=columns)
 
-    # Sides: the leading (flexed) thigh at IC; with the sacrum alone, the sway: during a step
-    # the body accelerates away from the stance leg (it swings over and back to the other).
-    if len(thigh_pitch) == 2:
-        left_score = thigh_pitch["left"][ic_idx] - thigh_pitch["right"][ic_idx]
-    else:
-        left_score = -_step_means(_lateral_acc(acc_world, pelvis.rotations, fs), ic_idx)
+    # Sides from the sway: during a step the body accelerates away from the stance leg
+    # (it swings over it and back towards the other); the vote runs over whole bouts.
+    left_score = -_step_means(_lateral_acc(acc_world, pelvis.rotations, fs), ic_idx)
     is_left, confidence = assign_sides(ic_idx, left_score, fs)
+    _orient_thighs(segments, thigh_pitch, columns, pelvis, ic_idx, is_left, fs)
+    angle_series = AngleSeries(time_s=t, columns=columns)
     ic_times = t[ic_idx]
     cadence = 60.0 / float(np.median(np.diff(ic_times))) if ic_times.size > 2 else float("nan")
     activity = "run" if cadence > RUNNING_CADENCE_SPM else "walk"
@@ -177,6 +161,53 @@ def process_signals(signals: SyncedSignals) -> CoreResult:
         activity,
         notes,
     )
+
+
+def _orient_thighs(
+    segments: dict[str, _Segment],
+    thigh_pitch: dict[str, FloatArray],
+    columns: dict[str, FloatArray],
+    pelvis: _Segment,
+    ic_idx: np.ndarray,
+    is_left: np.ndarray,
+    fs: float,
+) -> None:
+    """Thigh angles; the thigh's anterior sign is the one for which the leg is flexed at its
+    own ICs (reaching forward) more than at the other leg's ICs (trailing behind)."""
+    for side in ("left", "right"):
+        loc = f"{side}_thigh"
+        thigh = segments.get(loc)
+        if thigh is None:
+            continue
+        own = is_left if side == "left" else ~is_left
+        pitch = _pitch_deg(thigh.rotations)
+        if own.any() and (~own).any() and pitch[ic_idx[own]].mean() < pitch[ic_idx[~own]].mean():
+            flip = np.diag([-1.0, -1.0, 1.0])  # half turn about the thigh's long axis
+            align = SegmentAlignment(
+                thigh.alignment.sensor_to_segment @ flip, thigh.alignment.from_standing
+            )
+            thigh = _segment(
+                thigh.rotations @ thigh.alignment.sensor_to_segment.T @ align.sensor_to_segment,
+                align,
+                fs,
+            )
+            segments[loc] = thigh
+            pitch = _pitch_deg(thigh.rotations)
+        thigh_pitch[side] = pitch
+        columns[f"thigh_adduction_{side}_deg"] = clinical.thigh_adduction_deg(
+            thigh.rotations, thigh.heading, side
+        )
+        # Share the pelvis's heading reference: the mean hip rotation is the standing neutral.
+        aligned = rot_z(pelvis.heading - thigh.heading) @ thigh.rotations
+        columns[f"hip_adduction_{side}_deg"] = clinical.hip_adduction_deg(
+            pelvis.rotations, aligned, side
+        )
+
+
+def _pitch_deg(rotations: FloatArray) -> FloatArray:
+    """Flexion-positive inclination of a thigh: world up seen in the thigh frame."""
+    up = rotations[:, 2, :]
+    return np.asarray(np.degrees(np.arctan2(up[:, 0], up[:, 2])))
 
 
 def _lateral_acc(acc_world: FloatArray, pelvis: FloatArray, fs: float) -> FloatArray:
