@@ -185,3 +185,20 @@ class AngleSeries:
         names = self.column_names()
         data = np.column_stack([self.time_s] + [self.columns[c] for c in names])
         return ["time_s", *names], data
+
+
+@dataclass(frozen=True, slots=True)
+class SensorStatus:
+    """One sensor's collector status at `time_s` (session clock); the InfluxDB `sensor` fields.
+
+    Emitted about once a second and on every connect/disconnect. NaN where not known yet
+    (battery before the first read, offset before the first samples).
+    """
+
+    location: str
+    time_s: float
+    connected: bool
+    battery_pct: float = float("nan")
+    packet_loss_pct: float = 0.0  # lost / (lost + received) samples since the session started
+    rate_hz: float = 0.0  # samples per second received over the last status interval
+    clock_offset_ms: float = float("nan")  # session time − device time of the latest sample

@@ -1,0 +1,1 @@
+"""Device codecs: firmware profiles, Movesense GSP and MetaWear bytes ⇄ commands and samples."""

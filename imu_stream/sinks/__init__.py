@@ -1,0 +1,1 @@
+"""Sinks: the session journal, export, report, and the InfluxDB/MQTT writers."""

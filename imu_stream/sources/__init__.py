@@ -1,0 +1,1 @@
+"""Sample sources: BLE devices, the device emulator, the simulator, replay, the MQTT bus."""

@@ -1,0 +1,169 @@
+"""Fuzz: ≥ 100 k random and mutated packets per codec; nothing escapes, nothing bad is produced.
+
+Hypothesis drives each example (a seed for a batch of ~1 k packets built from valid encodings
+and mutated, plus a few packets of its own choosing); batches keep the run to a few seconds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from imu_stream.devices import metawear as mw
+from imu_stream.devices import movesense as ms
+from imu_stream.devices.profiles import metawear_profile
+from imu_stream.records import SampleBlock
+
+EXAMPLES = 100
+BATCH = 1024  # generated packets per example → ≥ 102 k per codec with the hypothesis extras
+PROFILES = (metawear_profile("metawear-bmi160"), metawear_profile("metawear-bmi270"))
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+SPECIAL_WORDS = [bytes.fromhex(h) for h in ("0000c07f", "0000807f", "ffffffff", "00800000")]
+
+
+def mutate(rnd: random.Random, packet: bytes) -> bytes:
+    data = bytearray(packet)
+    op = rnd.randrange(7)
+    if op == 0 and data:  # flip bits
+        for _ in range(rnd.randrange(1, 4)):
+            data[rnd.randrange(len(data))] ^= 1 << rnd.randrange(8)
+    elif op == 1 and data:  # truncate
+        del data[rnd.randrange(len(data)) :]
+    elif op == 2:  # extend with junk
+        data += rnd.randbytes(rnd.randrange(1, 40))
+    elif op == 3 and data:  # change the packet type / module byte
+        data[0] = rnd.randrange(256)
+    elif op == 4 and len(data) > 1:  # change the reference / register byte
+        data[1] = rnd.randrange(256)
+    elif op == 5 and data:  # overwrite a float/int field with NaN/inf/extremes
+        i = rnd.randrange(len(data))
+        data[i : i + 4] = rnd.choice(SPECIAL_WORDS)
+    else:  # splice two halves
+        cut = rnd.randrange(len(data) + 1)
+        data = data[cut:] + data[:cut]
+    return bytes(data)
+
+
+def random_packet(rnd: random.Random) -> bytes:
+    return rnd.randbytes(rnd.randrange(200))
+
+
+def movesense_valid(rng: np.random.Generator) -> list[bytes]:
+    resource, ref = [("IMU6", 1), ("IMU9", 2), ("Acc", 3)][int(rng.integers(0, 3))]
+    n = int(rng.integers(1, 9))
+    blocks = [rng.normal(0, 50, (n, 3)) for _ in ms.movesense_profile().resources[resource]]
+    packets = ms.encode_data(ref, int(rng.integers(0, 2**32)), blocks)
+    if rng.random() < 0.1:
+        packets.append(ms.build_command_result(ref, status=507))
+    return packets
+
+
+def metawear_valid(rng: np.random.Generator) -> list[bytes]:
+    profile = PROFILES[int(rng.integers(0, 2))]
+    choice = int(rng.integers(0, 6))
+    if choice < 4:
+        signal = ("acc", "acc_packed", "gyro", "gyro_packed")[choice]
+        n = 3 if signal.endswith("packed") else 1
+        rng_value = 16 if signal.startswith("acc") else 2000
+        return mw.encode_motion(profile, signal, rng.normal(0, 100, (n, 3)), rng_value)
+    if choice == 4:
+        signal = str(rng.choice(list(mw.FUSION_OUTPUT_BITS)))
+        count = 4 if signal in ("fusion_quaternion", "fusion_euler") else 3
+        return [mw.encode_fusion(profile, signal, rng.normal(0, 10, count))]
+    return [mw.build_battery_reply(profile, int(rng.integers(0, 101)), 3900)]
+
+
+def batch(
+    seed: int, extras: list[bytes], make_valid: Callable[[np.random.Generator], list[bytes]]
+) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    rnd = random.Random(seed)
+    packets = list(extras)
+    while len(packets) < BATCH + len(extras):
+        r = rnd.random()
+        if r < 0.3:
+            packets.extend(make_valid(rng))
+        elif r < 0.8:
+            packets.extend(mutate(rnd, p) for p in make_valid(rng))
+        else:
+            packets.append(random_packet(rnd))
+    return packets
+
+
+def check_blocks(messages: list[object]) -> int:
+    samples = 0
+    for msg in messages:
+        if not isinstance(msg, SampleBlock):
+            continue
+        fields = (msg.acc, msg.gyro, msg.mag, msg.quaternion, msg.euler_deg, msg.gravity)
+        arrays = [a for a in (*fields, msg.linear_acc) if a is not None]
+        assert arrays, "a SampleBlock without samples"
+        for arr in arrays:
+            assert arr.ndim == 2 and arr.shape[0] == msg.n_samples >= 1
+            assert arr.shape[1] in (3, 4)
+            assert np.isfinite(arr).all()
+        samples += msg.n_samples
+    return samples
+
+
+TOTALS = {"movesense": 0, "metawear": 0}
+
+
+@FUZZ_SETTINGS
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    extras=st.lists(st.binary(max_size=160), max_size=16),
+)
+def test_movesense_decoder_survives_fuzz(seed: int, extras: list[bytes]) -> None:
+    packets = batch(seed, extras, movesense_valid)
+    known = ms.GspDecoder()
+    for ref, path in ((1, "/Meas/IMU6/208"), (2, "/Meas/IMU9/104"), (3, "/Meas/Acc/52")):
+        known.subscribe(ref, path)
+    guessing = ms.GspDecoder(guess_unknown=True)
+    produced = 0
+    for packet in packets:
+        produced += check_blocks(list(known.feed(packet)))
+        check_blocks(list(guessing.feed(packet)))
+        # Both directions share the characteristic in logs: parsing as a command never raises.
+        ms.parse_command(packet)
+    assert known.stats.packets == len(packets)
+    assert known.stats.samples == produced
+    assert produced > 0  # the valid share of the batch really decodes
+    TOTALS["movesense"] += len(packets)
+
+
+@FUZZ_SETTINGS
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    extras=st.lists(st.binary(max_size=24), max_size=16),
+)
+def test_metawear_decoder_survives_fuzz(seed: int, extras: list[bytes]) -> None:
+    packets = batch(seed, extras, metawear_valid)
+    decoders = [mw.MetaWearDecoder(p, acc_range_g=16, gyro_range_dps=2000) for p in PROFILES]
+    produced = 0
+    for packet in packets:
+        for decoder in decoders:
+            decoder.observe_command(packet)  # random bytes may look like a range change
+            produced += check_blocks(list(decoder.feed(packet)))
+    assert all(d.stats.packets == len(packets) for d in decoders)
+    assert produced > 0
+    TOTALS["metawear"] += len(packets)
+
+
+def test_fuzz_volume() -> None:
+    """Runs after the two fuzz tests (file order): each codec saw at least 100 k packets."""
+    if TOTALS["movesense"] == 0:
+        test_movesense_decoder_survives_fuzz()
+        test_metawear_decoder_survives_fuzz()
+    assert TOTALS["movesense"] >= 100_000
+    assert TOTALS["metawear"] >= 100_000
