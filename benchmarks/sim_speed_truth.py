@@ -134,9 +134,7 @@ def truth_consistency(seeds: int) -> None:
             f"  +3° extra right obliquity: right CPD {np.mean(d_right):+.3f}° "
             f"(min {np.min(d_right):+.3f}), left max |Δ| {np.max(d_left):.4f}°"
         )
-        print(
-            f"  noiseless strapdown error over a stride (5 sensors): max {max(gyro_err):.5f}°"
-        )
+        print(f"  noiseless strapdown error over a stride (5 sensors): max {max(gyro_err):.5f}°")
         print(f"  ∫ specific force vs true Δv over a stride: max {max(vel_err) * 1000:.3f} mm/s")
 
 

@@ -34,6 +34,17 @@ class IdealSignals:
     gyr: dict[str, FloatArray]  # location → (n, 3) deg/s, sensor frame
 
 
+def _body_rate(rot: FloatArray, rate: FloatArray) -> FloatArray:
+    """vee(Rᵀ·Ṙ) (rad/s) for stacks; (Rᵀ·Ṙ)[a, b] = Σ_k R[k, a]·Ṙ[k, b], skew part only."""
+
+    def entry(a: int, b: int) -> FloatArray:
+        return np.asarray(np.einsum("nk,nk->n", rot[:, :, a], rate[:, :, b]))
+
+    return 0.5 * np.column_stack(
+        (entry(2, 1) - entry(1, 2), entry(0, 2) - entry(2, 0), entry(1, 0) - entry(0, 1))
+    )
+
+
 def ideal_signals(
     params: GaitParams,
     t: FloatArray,
@@ -63,21 +74,18 @@ def ideal_signals(
         speed_rate[:, None] * forward + (now.speed_mps * heading_rate)[:, None] * leftward
     )
 
+    # Body angular rate of each segment; the sensor's is its mountᵀ image.
+    segment_rate = {
+        seg: _body_rate(
+            now.rotations[seg], (after.rotations[seg] - before.rotations[seg]) / (2.0 * h)
+        )
+        for seg in {SEGMENT_OF_LOCATION[loc] for loc in mounting}
+    }
+
     acc: dict[str, FloatArray] = {}
     gyr: dict[str, FloatArray] = {}
     for loc, mount in mounting.items():
         seg = SEGMENT_OF_LOCATION[loc]
-        rot = now.rotations[seg]
-        sensor_rot = rot @ mount
-        rot_rate = (after.rotations[seg] - before.rotations[seg]) / (2.0 * h) @ mount
-        omega_matrix = np.swapaxes(sensor_rot, 1, 2) @ rot_rate
-        omega = 0.5 * np.column_stack(
-            (
-                omega_matrix[:, 2, 1] - omega_matrix[:, 1, 2],
-                omega_matrix[:, 0, 2] - omega_matrix[:, 2, 0],
-                omega_matrix[:, 1, 0] - omega_matrix[:, 0, 1],
-            )
-        )
         pos = (
             after.sensor_positions[loc]
             - 2.0 * now.sensor_positions[loc]
@@ -87,8 +95,10 @@ def ideal_signals(
         if impacts is not None and loc in impacts:
             accel = accel + impacts[loc]
         specific = accel + GRAVITY_UP
-        acc[loc] = np.einsum("nji,nj->ni", sensor_rot, specific)
-        gyr[loc] = np.degrees(omega)
+        # Segment frame: Rᵀ·f; sensor frame: mountᵀ·(segment frame) = (segment row) · mount.
+        specific_segment = np.einsum("nji,nj->ni", now.rotations[seg], specific)
+        acc[loc] = specific_segment @ mount
+        gyr[loc] = np.degrees(segment_rate[seg] @ mount)
     return IdealSignals(pose=now, acc=acc, gyr=gyr)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from imu_stream.records import SIDES, FloatArray
 from imu_stream.sim.params import GaitParams, SideParams, stride_values
-from imu_stream.sim.rotations import compose, rot_x, rot_y, rot_z
+from imu_stream.sim.rotations import apply, rot_z, then_rotate
 from imu_stream.sim.shapes import plateau, smootherstep, stance_bump
 
 SEGMENT_OF_LOCATION: dict[str, str] = {
@@ -73,13 +73,36 @@ def heading_rad(params: GaitParams, t: FloatArray, env: FloatArray) -> FloatArra
     return np.asarray(env * np.radians(wander @ params.wander_amp_deg))
 
 
-def _side_phase(params: GaitParams, phase: FloatArray, side: SideParams) -> tuple[
-    FloatArray, FloatArray
-]:
+def _side_phase(
+    params: GaitParams, phase: FloatArray, side: SideParams
+) -> tuple[FloatArray, FloatArray]:
     """(ψ in [0, 1), stride number) of one leg."""
     p = phase - side.offset
     k = np.floor(p)
     return p - k, k
+
+
+def _stride_bump(
+    params: GaitParams,
+    side: SideParams,
+    per_stride: FloatArray,
+    psi: FloatArray,
+    k: FloatArray,
+    start: float,
+    end: float,
+    peak_at_stance: float,
+) -> FloatArray:
+    """Sum over strides of per-stride peak × bump over ψ ∈ [start, end] of each stride (start
+    may be before IC, in the previous stride), peaking at `peak_at_stance` of the stance."""
+    peak_at = (peak_at_stance * side.duty - start) / (end - start)
+    peak_at = min(max(peak_at, 0.3), 0.7)
+    out = np.zeros_like(psi)
+    for ahead in (0.0, 1.0):  # this stride's bump, and the next one's if it starts early
+        if ahead and start >= 0.0:
+            continue
+        peak = stride_values(params, per_stride, k + ahead)
+        out += peak * stance_bump((psi - ahead - start) / (end - start), peak_at)
+    return out
 
 
 def pelvis_angles_deg(
@@ -90,12 +113,17 @@ def pelvis_angles_deg(
     for side in params.sides.values():
         psi, k = _side_phase(params, phase, side)
         sign = 1.0 if side.side == "right" else -1.0  # right stance: left side drops (+)
-        peak = stride_values(params, side.cpd_peaks_deg, k)
-        obliquity += sign * peak * stance_bump(psi / side.duty, side.obliquity_peak_at)
-        flight = side.flight_end - side.duty
-        if side.counter_lobe > 0.0 and flight > 0.02:
-            lobe = stance_bump((psi - side.duty) / (0.8 * flight), 0.5)
-            obliquity -= sign * side.counter_lobe * peak * lobe
+        margin = side.obliquity_flight_share * max(side.flight_end - side.duty, 0.0)
+        obliquity += sign * _stride_bump(
+            params,
+            side,
+            side.cpd_peaks_deg,
+            psi,
+            k,
+            start=-margin,
+            end=side.duty + margin,
+            peak_at_stance=side.obliquity_peak_at,
+        )
         if side.side == "right" and params.extra_right_obliquity_deg != 0.0:
             obliquity += params.extra_right_obliquity_deg * plateau(psi / side.duty)
     still = 1.0 - env
@@ -125,12 +153,16 @@ def thigh_angles_deg(
     """(flexion, adduction (knee medial +), internal rotation) of one thigh, degrees."""
     psi, k = _side_phase(params, phase, side)
     start, end = -_ADDUCTION_LEAD, side.duty + _ADDUCTION_LAG
-    peak_at = (side.thigh_adduction_peak_at * side.duty - start) / (end - start)
-    peak_at = min(max(peak_at, 0.3), 0.7)
-    adduction = np.zeros_like(psi)
-    for ahead in (0.0, 1.0):  # this stride's bump, and the next one starting in late swing
-        peak = stride_values(params, side.thigh_adduction_peaks_deg, k + ahead)
-        adduction += peak * stance_bump((psi - ahead - start) / (end - start), peak_at)
+    adduction = _stride_bump(
+        params,
+        side,
+        side.thigh_adduction_peaks_deg,
+        psi,
+        k,
+        start=start,
+        end=end,
+        peak_at_stance=side.thigh_adduction_peak_at,
+    )
     swing = (psi - end) / (_SWING_END - end)
     adduction -= side.thigh_swing_abduction_deg * stance_bump(swing, 0.5)
     rotation = side.thigh_rotation_mean_deg + side.thigh_rotation_amp_deg * np.sin(
@@ -151,10 +183,6 @@ def knee_angles_deg(
     return env * side.knee_flexion_deg(psi), env * valgus
 
 
-def _apply(rotations: FloatArray, vector: FloatArray) -> FloatArray:
-    return np.asarray(rotations @ vector)
-
-
 def evaluate_pose(params: GaitParams, t: FloatArray, locations: tuple[str, ...]) -> Pose:
     """Orientations of the segments the locations need, and the sensor positions."""
     t = np.asarray(t, dtype=np.float64)
@@ -165,11 +193,8 @@ def evaluate_pose(params: GaitParams, t: FloatArray, locations: tuple[str, ...])
     rz_heading = rot_z(heading)
 
     obliquity, tilt, rotation = pelvis_angles_deg(params, t, phase, env)
-    pelvis = compose(
-        rot_z(heading - np.radians(rotation)),
-        rot_y(np.radians(tilt)),
-        rot_x(-np.radians(obliquity)),
-    )
+    pelvis = then_rotate(rot_z(heading - np.radians(rotation)), 1, np.radians(tilt))
+    pelvis = then_rotate(pelvis, 0, -np.radians(obliquity))
     rotations = {"pelvis": pelvis}
 
     # Pelvis centre in the heading frame: each leg's stance moves it; sway while standing.
@@ -182,11 +207,12 @@ def evaluate_pose(params: GaitParams, t: FloatArray, locations: tuple[str, ...])
     still = 1.0 - env
     q[:, 0] += still * params.sway_m * np.sin(2 * np.pi * params.sway_hz[2] * t)
     q[:, 1] += still * params.sway_m * np.sin(2 * np.pi * params.sway_hz[3] * t + 2.0)
-    centre = _apply(rz_heading, q[:, :, None])[:, :, 0]
+    c, s = np.cos(heading), np.sin(heading)
+    centre = np.column_stack((c * q[:, 0] - s * q[:, 1], s * q[:, 0] + c * q[:, 1], q[:, 2]))
 
     positions: dict[str, FloatArray] = {}
     if "sacrum" in locations:
-        positions["sacrum"] = centre + pelvis @ SACRUM_SENSOR
+        positions["sacrum"] = centre + apply(pelvis, SACRUM_SENSOR)
     for side_name in SIDES:
         thigh_loc, shank_loc = f"{side_name}_thigh", f"{side_name}_shank"
         if thigh_loc not in locations and shank_loc not in locations:
@@ -194,24 +220,20 @@ def evaluate_pose(params: GaitParams, t: FloatArray, locations: tuple[str, ...])
         side = params.sides[side_name]
         sign = 1.0 if side_name == "right" else -1.0
         flexion, adduction, internal = thigh_angles_deg(side, params, phase, env)
-        thigh = compose(
-            rz_heading,
-            rot_x(sign * np.radians(adduction)),
-            rot_y(-np.radians(flexion)),
-            rot_z(sign * np.radians(internal)),
-        )
+        thigh = then_rotate(rz_heading, 0, sign * np.radians(adduction))
+        thigh = then_rotate(thigh, 1, -np.radians(flexion))
+        thigh = then_rotate(thigh, 2, sign * np.radians(internal))
         rotations[thigh_loc] = thigh
-        hip = centre + pelvis @ HIP_JOINT[side_name]
+        hip = centre + apply(pelvis, HIP_JOINT[side_name])
         if thigh_loc in locations:
-            positions[thigh_loc] = hip + thigh @ THIGH_SENSOR[side_name]
+            positions[thigh_loc] = hip + apply(thigh, THIGH_SENSOR[side_name])
         if shank_loc in locations:
             knee_flexion, valgus = knee_angles_deg(side, params, phase, env)
-            shank = compose(
-                thigh, rot_y(np.radians(knee_flexion)), rot_x(-sign * np.radians(valgus))
-            )
+            shank = then_rotate(thigh, 1, np.radians(knee_flexion))
+            shank = then_rotate(shank, 0, -sign * np.radians(valgus))
             rotations[shank_loc] = shank
-            knee = hip + thigh @ KNEE_JOINT
-            positions[shank_loc] = knee + shank @ SHANK_SENSOR[side_name]
+            knee = hip + apply(thigh, KNEE_JOINT)
+            positions[shank_loc] = knee + apply(shank, SHANK_SENSOR[side_name])
 
     speed = params.speed_mps * speed_envelope(params, t) * freq / params.stride_hz
     return Pose(

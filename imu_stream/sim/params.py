@@ -41,7 +41,9 @@ class SideParams:
     # Pelvic obliquity contributed by this side's stance: peak = CPD (deg) per stride.
     cpd_peaks_deg: FloatArray
     obliquity_peak_at: float  # fraction of stance
-    counter_lobe: float  # opposite-sign lobe in the flight after FC, fraction of the peak
+    # The obliquity bump starts this fraction of the flight before IC and ends as much after
+    # FC (running: the pelvis is already moving at contact); 0 when walking.
+    obliquity_flight_share: float
     thigh_flexion_deg: PeriodicCurve
     thigh_adduction_peaks_deg: FloatArray  # per stride, knee-medial positive
     thigh_adduction_peak_at: float
@@ -101,13 +103,11 @@ def _cadence_spm(activity: str, speed: float, noise: float) -> float:
     lo, hi = SPEED_RANGE_MPS[activity]
     frac = (speed - lo) / (hi - lo)
     if activity == "walk":
-        return float(np.clip(100.0 + 25.0 * frac + 3.0 * noise, 97.0, 128.0))
-    return float(np.clip(160.0 + 25.0 * frac + 4.0 * noise, 155.0, 190.0))
+        return float(np.clip(100.0 + 25.0 * frac + 3.0 * noise, 98.0, 126.0))
+    return float(np.clip(160.0 + 25.0 * frac + 4.0 * noise, 157.0, 186.0))
 
 
-def _thigh_flexion_curve(
-    activity: str, duty: float, rng: np.random.Generator
-) -> PeriodicCurve:
+def _thigh_flexion_curve(activity: str, duty: float, rng: np.random.Generator) -> PeriodicCurve:
     """Sagittal thigh angle vs vertical (deg, flexion positive) over the stride."""
     if activity == "walk":
         ic = _uniform(rng, 22.0, 28.0)
@@ -194,9 +194,10 @@ def _translation_curves(
         )
     x = np.minimum(psi / duty, 1.0)
     stance = psi < duty
-    # Vertical ground reaction force ∝ sin²(π x) in stance, zero in flight; this leg carries
-    # half the weight on average, so the mean acceleration over the stride is zero.
-    force = np.where(stance, np.sin(np.pi * x) ** 2, 0.0)
+    # Vertical ground reaction force ∝ sin^1.5(π x) in stance (peak ≈ 2.3–2.6 body weights),
+    # zero in flight; this leg carries half the weight on average, so the mean acceleration
+    # over the stride is zero.
+    force = np.where(stance, np.sin(np.pi * x) ** 1.5, 0.0)
     acc_z = STANDARD_GRAVITY * (0.5 * force / force.mean() - 0.5)
     braking = _uniform(rng, 0.3, 0.5) * STANDARD_GRAVITY
     shape = np.where(stance, np.sin(2.0 * np.pi * x) * np.sin(np.pi * x) ** 2, 0.0)
@@ -276,7 +277,7 @@ def draw_gait_params(config: SimulationConfig) -> GaitParams:
             flight_end=flight_end,
             cpd_peaks_deg=np.maximum(cpd_mean + config.cpd_sd_deg * cpd_noise, 0.0),
             obliquity_peak_at=_uniform(rng, 0.3, 0.38) if walk else _uniform(rng, 0.35, 0.5),
-            counter_lobe=0.0 if walk else _uniform(rng, 0.1, 0.25),
+            obliquity_flight_share=0.0 if walk else _uniform(rng, 0.25, 0.4),
             thigh_flexion_deg=_thigh_flexion_curve(activity, duty, rng),
             thigh_adduction_peaks_deg=np.maximum(thigh_add_mean + 0.6 * thigh_noise, 0.5),
             thigh_adduction_peak_at=_uniform(rng, 0.3, 0.45),
@@ -309,7 +310,8 @@ def draw_gait_params(config: SimulationConfig) -> GaitParams:
         rotation_amp_deg=_uniform(rng, 3.0, 6.0) if walk else _uniform(rng, 4.0, 8.0),
         rotation_phase=_uniform(rng, -0.05, 0.05),
         extra_right_obliquity_deg=config.extra_right_stance_obliquity_deg,
-        wander_amp_deg=rng.uniform(0.2, 1.0, 3) * config.heading_wander_deg / 3.0,
+        # |sin(a) − sin(b)| ≤ 2, so three terms of at most wander/6 stay within ±wander.
+        wander_amp_deg=rng.uniform(0.2, 1.0, 3) * config.heading_wander_deg / 6.0,
         wander_period_s=rng.uniform(20.0, 90.0, 3),
         wander_phase=rng.uniform(0.0, 2.0 * np.pi, 3),
         sway_deg=0.05,

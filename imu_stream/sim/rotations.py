@@ -35,12 +35,20 @@ def rot_z(angle_rad: FloatArray) -> FloatArray:
     return _stack(np.cos(a), np.sin(a), 2)
 
 
-def compose(*rotations: FloatArray) -> FloatArray:
-    """Product of rotation stacks, left to right."""
-    out = rotations[0]
-    for r in rotations[1:]:
-        out = np.matmul(out, r)
+def then_rotate(rotations: FloatArray, axis: int, angle_rad: FloatArray) -> FloatArray:
+    """rotations · R_axis(angle) for a stack, mixing two columns (cheaper than a matmul)."""
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    c, s = np.cos(angle_rad)[:, None], np.sin(angle_rad)[:, None]
+    col_i, col_j = rotations[:, :, i], rotations[:, :, j]
+    out = rotations.copy()
+    out[:, :, i] = c * col_i + s * col_j
+    out[:, :, j] = c * col_j - s * col_i
     return out
+
+
+def apply(rotations: FloatArray, vector: FloatArray) -> FloatArray:
+    """rotations · vector for a stack and one constant vector: (n, 3)."""
+    return np.asarray(rotations.reshape(-1, 3) @ vector).reshape(-1, 3)
 
 
 def random_rotation(rng: np.random.Generator) -> FloatArray:
@@ -54,14 +62,6 @@ def random_rotation(rng: np.random.Generator) -> FloatArray:
             [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
             [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
         ]
-    )
-
-
-def vee(matrices: FloatArray) -> FloatArray:
-    """Axial vectors (n, 3) of the skew-symmetric parts of matrices (n, 3, 3)."""
-    m = matrices
-    return 0.5 * np.column_stack(
-        (m[:, 2, 1] - m[:, 1, 2], m[:, 0, 2] - m[:, 2, 0], m[:, 1, 0] - m[:, 0, 1])
     )
 
 

@@ -39,6 +39,10 @@ CHUNK_SAMPLES = 20_000  # bounds memory: a few hundred bytes per sample and segm
 
 @dataclass
 class SimulatedSession:
+    """Recordings plus exact truth. Truth angle columns follow the sensors, as the analysis
+    would: pelvic angles always, hip/thigh adduction of a side with its thigh sensor, knee
+    abduction with both thigh and shank of that side."""
+
     recordings: dict[str, SensorRecording]  # sensor frame, SI units (records.SensorRecording)
     truth_events: list[GaitEvent]  # IC and FC per side, sorted by time, from the first IC
     truth_angles: AngleSeries  # at the output sample times
@@ -80,9 +84,7 @@ def truth_events(params: GaitParams) -> list[GaitEvent]:
 def _mounting(config: SimulationConfig) -> dict[str, NDArray[np.float64]]:
     rng = rng_for(config.seed, STREAM_MOUNTING)
     drawn = {loc: random_rotation(rng) for loc in LOCATIONS}  # all drawn: stable per location
-    return {
-        loc: drawn[loc] if config.random_mounting else np.eye(3) for loc in config.sensors
-    }
+    return {loc: drawn[loc] if config.random_mounting else np.eye(3) for loc in config.sensors}
 
 
 def _angle_columns(sensors: tuple[str, ...]) -> list[str]:
