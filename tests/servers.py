@@ -3,17 +3,21 @@
 Session-scoped fixtures (each pytest-xdist worker gets its own servers):
 
 - ``influxd``   → :class:`InfluxServer` (``.url``, ``.port``, ``.stop()``, ``.kill()``,
-  ``.start()``, ``.query()``, ``.write()``); Debian package ``influxdb`` (1.6.7).
+  ``.start()``, ``.ensure_running()``, ``.query()``, ``.write()``, ``.create_database()``);
+  Debian package ``influxdb`` (1.6.7).
 - ``influx_db`` → name of a fresh database on that server (function scope).
-
-`InfluxServer(binary, folder, auth_enabled=True)` starts an extra server with authentication on,
-for tests of credentials (create the admin user first, as InfluxDB allows while none exists).
 - ``mosquitto`` → :class:`MosquittoServer` (``.host``, ``.port``, ``.stop()``, ``.kill()``,
-  ``.start()``), persistence on, so a graceful restart keeps QoS-1 queues of persistent sessions.
+  ``.start()``, ``.ensure_running()``), persistence on, so a graceful restart keeps the QoS 1
+  queues of persistent sessions.
 
 Config and data live in a temporary folder; every listener binds 127.0.0.1 only. A missing binary
 or a server that does not come up goes through ``require_server`` (a skip locally, a failure
-under CI=true). Restarting reuses the same port and data folder.
+under CI=true). Restarting reuses the same port and data folder. A test that stops or kills a
+shared server brings it back (``ensure_running()`` in a ``finally``).
+
+Extra servers for one test: ``InfluxServer(find_influxd(), folder, auth_enabled=True)`` (create
+the admin user first, as InfluxDB allows while none exists) and ``MosquittoServer(
+find_mosquitto(), folder, tls=(cert, key), password_file=...)``.
 """
 
 from __future__ import annotations
@@ -297,12 +301,24 @@ bind-address = "{HOST}:{self.rpc_port}"
 
 
 class MosquittoServer(_ServerProcess):
-    """Mosquitto with one 127.0.0.1 listener, anonymous access and on-disk persistence."""
+    """Mosquitto with one 127.0.0.1 listener, anonymous access and on-disk persistence.
+
+    With `tls=(certfile, keyfile)` the listener speaks TLS only; with `password_file` (made by
+    `mosquitto_passwd`) anonymous access is off.
+    """
 
     name = "mosquitto"
 
-    def __init__(self, binary: str, folder: Path) -> None:
+    def __init__(
+        self,
+        binary: str,
+        folder: Path,
+        tls: tuple[Path, Path] | None = None,
+        password_file: Path | None = None,
+    ) -> None:
         super().__init__(binary, folder)
+        self.tls = tls
+        self.password_file = password_file
         self.host = HOST
         self.port = free_port()
         self.config_path = folder / "mosquitto.conf"
@@ -319,10 +335,14 @@ class MosquittoServer(_ServerProcess):
         # Started as root, mosquitto drops to user `mosquitto`, which cannot write to a
         # private temp folder (no persistence, no log): stay the user that owns the folder.
         user = "user root\n" if os.geteuid() == 0 else ""
+        security = "allow_anonymous true\n"
+        if self.password_file is not None:
+            security = f"allow_anonymous false\npassword_file {self.password_file}\n"
+        if self.tls is not None:
+            security += f"certfile {self.tls[0]}\nkeyfile {self.tls[1]}\n"
         self.config_path.write_text(
             f"""{user}listener {self.port} {HOST}
-allow_anonymous true
-persistence true
+{security}persistence true
 persistence_location {folder / "persist"}/
 autosave_interval 1
 max_queued_messages 100000
@@ -337,7 +357,14 @@ log_type notice
         return [self.binary, "-c", str(self.config_path)]
 
     def _healthy(self) -> bool:
-        """A real MQTT 3.1.1 CONNECT answered by CONNACK 'accepted'."""
+        """A real MQTT 3.1.1 CONNECT answered by CONNACK 'accepted' (for a TLS or password
+        listener: that it accepts connections)."""
+        if self.tls is not None or self.password_file is not None:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=1.0):
+                    return True
+            except OSError:
+                return False
         client_id = b"imu-stream-probe"
         variable = b"\x00\x04MQTT\x04\x02\x00\x0a"  # protocol 3.1.1, clean session, keepalive 10
         payload = len(client_id).to_bytes(2, "big") + client_id

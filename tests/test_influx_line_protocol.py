@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from imu_stream.sinks import line_protocol
 from imu_stream.sinks.line_protocol import encode_lines, escape_key, quote_string
 from tests.servers import InfluxServer
 
@@ -55,6 +57,19 @@ def reference_line(
     return f"{head}{tag_text} {','.join(present)} {stamp}"
 
 
+PATHS = ("byte-matrix", "per-row")
+
+
+def encode_with_path(path: str, *args: Any, **kwargs: Any) -> bytes:
+    """Force one of the encoder's two paths (tables of a few rows normally go per row)."""
+    saved = line_protocol.SMALL_TABLE_ROWS
+    line_protocol.SMALL_TABLE_ROWS = 0 if path == "byte-matrix" else 10**9
+    try:
+        return encode_lines(*args, **kwargs)
+    finally:
+        line_protocol.SMALL_TABLE_ROWS = saved
+
+
 floats = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=64),
     st.floats(min_value=-1e4, max_value=1e4),
@@ -81,18 +96,22 @@ def test_matches_per_point_reference(
     rows: list[tuple[float, float, int, bool, str, int]], decimals: int | None
 ) -> None:
     a, b, q, ok, side, stamps = (list(col) for col in zip(*rows, strict=True))
-    got = encode_lines(
-        "stride data",
-        np.array(stamps, dtype=np.int64),
-        {
-            "pelvic_drop_deg": np.array(a),
-            "odd key=,": np.array(b),
-            "quality": np.array(q, dtype=np.int64),
-            "ok": np.array(ok),
-        },
-        tags={"athlete": "Ann Lee", "side": np.array(side)},
-        float_decimals=decimals,
-    ).decode()
+    got = {
+        path: encode_with_path(
+            path,
+            "stride data",
+            np.array(stamps, dtype=np.int64),
+            {
+                "pelvic_drop_deg": np.array(a),
+                "odd key=,": np.array(b),
+                "quality": np.array(q, dtype=np.int64),
+                "ok": np.array(ok),
+            },
+            tags={"athlete": "Ann Lee", "side": np.array(side)},
+            float_decimals=decimals,
+        ).decode()
+        for path in PATHS
+    }
     expected = [
         reference_line(
             "stride data",
@@ -103,11 +122,14 @@ def test_matches_per_point_reference(
         )
         for x, y, qi, flag, s, t in rows
     ]
-    assert got == "".join(line + "\n" for line in expected if line is not None)
+    want = "".join(line + "\n" for line in expected if line is not None)
+    assert got == {path: want for path in PATHS}
 
 
-def test_lines_without_fields_are_skipped_and_nan_fields_omitted() -> None:
-    out = encode_lines(
+@pytest.mark.parametrize("path", PATHS)
+def test_lines_without_fields_are_skipped_and_nan_fields_omitted(path: str) -> None:
+    out = encode_with_path(
+        path,
         "angles",
         np.array([1, 2, 3]),
         {"a": np.array([np.nan, 1.0, np.nan]), "b": np.array([np.nan, np.nan, np.inf])},
@@ -116,8 +138,10 @@ def test_lines_without_fields_are_skipped_and_nan_fields_omitted() -> None:
     assert out == b"angles,session=s a=1.0 2\n"
 
 
-def test_masked_integers_and_none_strings_are_omitted() -> None:
-    out = encode_lines(
+@pytest.mark.parametrize("path", PATHS)
+def test_masked_integers_and_none_strings_are_omitted(path: str) -> None:
+    out = encode_with_path(
+        path,
         "sensor",
         np.array([10, 20]),
         {
@@ -128,9 +152,14 @@ def test_masked_integers_and_none_strings_are_omitted() -> None:
     assert out == b'sensor connected=1i 10\nsensor detail="say \\"hi\\"\\\\" 20\n'
 
 
-def test_fixed_point_rounds_to_the_stated_decimals() -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_fixed_point_rounds_to_the_stated_decimals(path: str) -> None:
     values = np.array([0.00005, -0.00004, 2.5, 1234.56789, -7.0, 1e17])
-    out = encode_lines("m", np.arange(6), {"v": values}, float_decimals=4).decode().splitlines()
+    out = (
+        encode_with_path(path, "m", np.arange(6), {"v": values}, float_decimals=4)
+        .decode()
+        .splitlines()
+    )
     parsed = [float(line.split(" ")[1].removeprefix("v=")) for line in out]
     assert parsed[1] == 0.0 and "-" not in out[1]  # no "-0"
     assert parsed[2:5] == [2.5, 1234.5679, -7.0]
@@ -138,8 +167,9 @@ def test_fixed_point_rounds_to_the_stated_decimals() -> None:
     assert abs(parsed[0] - 0.00005) <= 0.5e-4
 
 
-def test_empty_tag_values_are_left_out() -> None:
-    out = encode_lines("m", np.array([5]), {"v": np.array([1])}, tags={"a": "", "b": "x"})
+@pytest.mark.parametrize("path", PATHS)
+def test_empty_tag_values_are_left_out(path: str) -> None:
+    out = encode_with_path(path, "m", np.array([5]), {"v": np.array([1])}, tags={"a": "", "b": "x"})
     assert out == b"m,b=x v=1i 5\n"
 
 

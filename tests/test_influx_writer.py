@@ -315,9 +315,11 @@ def test_spool_left_while_unreachable_is_replayed_by_the_next_writer(
 
     async def offline() -> InfluxWriter:
         cfg = config(influxd, influx_db, url=nowhere, spool_dir=spool, batch_lines=7)
-        async with InfluxWriter(cfg) as writer:
-            writer.write_strides(strides, TAGS)
-            assert not await writer.flush(timeout_s=0.5)
+        writer = InfluxWriter(cfg)
+        await writer.start()
+        writer.write_strides(strides, TAGS)
+        assert not await writer.flush(timeout_s=0.5)
+        await writer.close(timeout_s=0.1)
         return writer
 
     first = asyncio.run(offline())
@@ -354,3 +356,29 @@ def test_config_from_env_and_mapping(tmp_path: Path) -> None:
         InfluxConfig.from_mapping({"no_such_setting": 1})
     with pytest.raises(ValueError):
         InfluxConfig(url="udp://127.0.0.1:8089")
+
+
+def test_full_batches_go_at_once_and_the_rest_within_the_interval(
+    influxd: InfluxServer, influx_db: str
+) -> None:
+    lines = b"".join(f"b v={i} {1_700_000_000_000 + i}\n".encode() for i in range(250))
+
+    async def run() -> tuple[float, float, InfluxWriter]:
+        cfg = config(influxd, influx_db, batch_lines=100, flush_interval_s=1.0)
+        loop = asyncio.get_running_loop()
+        async with InfluxWriter(cfg) as writer:
+            await asyncio.sleep(0.05)
+            t0 = loop.time()
+            writer.write(lines)
+            while writer.stats.batches_sent < 2:
+                await asyncio.sleep(0.005)
+            full = loop.time() - t0
+            assert writer.stats.lines_written == 200  # two full batches, the rest waits
+            while writer.stats.batches_sent < 3:
+                await asyncio.sleep(0.005)
+            rest = loop.time() - t0
+        return full, rest, writer
+
+    full, rest, writer = asyncio.run(run())
+    assert full < 0.5 <= rest < 1.5
+    assert writer.stats.lines_written == 250 and writer.stats.batches_sent == 3

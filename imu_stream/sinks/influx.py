@@ -175,6 +175,7 @@ class InfluxWriter:
         self._buffer_lines = 0
         self._spool = BatchSpool(config.spool_dir, max_bytes=config.spool_max_bytes)
         self._wake_batcher = asyncio.Event()
+        self._cut_lock = asyncio.Lock()
         self._wake_sender = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -298,28 +299,44 @@ class InfluxWriter:
 
     # --- batching ------------------------------------------------------------------------------
     async def _batcher(self) -> None:
+        interval = self.config.flush_interval_s
+        last_full_cut = time.monotonic()
         while not self._closing:
+            timeout = max(0.0, last_full_cut + interval - time.monotonic())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_batcher.wait(), self.config.flush_interval_s)
+                await asyncio.wait_for(self._wake_batcher.wait(), timeout)
             self._wake_batcher.clear()
-            await self._cut_batches(final=True)
+            # Full batches as soon as they are full; the rest once per flush interval.
+            final = time.monotonic() >= last_full_cut + interval
+            await self._cut_batches(final)
+            if final:
+                last_full_cut = time.monotonic()
 
     async def _cut_batches(self, final: bool) -> None:
-        """Move the buffer into the spool as batches of ≤ batch_lines lines."""
-        if not self._buffer:
-            return
-        data = b"".join(self._buffer)
-        self._buffer.clear()
-        self._buffer_lines = 0
-        for chunk, n_lines in _split_lines(data, self.config.batch_lines):
-            if self.config.gzip:
-                payload = await asyncio.to_thread(gzip.compress, chunk, GZIP_LEVEL)
+        """Move the buffer into the spool as batches of ≤ batch_lines lines; without `final`,
+        a partial last batch stays in the buffer."""
+        async with self._cut_lock:  # one cut at a time keeps the batches in write order
+            if not self._buffer:
+                return
+            data = b"".join(self._buffer)
+            chunks = _split_lines(data, self.config.batch_lines)
+            if not final and chunks and chunks[-1][1] < self.config.batch_lines:
+                rest, rest_lines = chunks.pop()
+                self._buffer = [rest]
+                self._buffer_lines = rest_lines
             else:
-                payload = chunk
-            batch = Batch(payload, n_lines, self.config.gzip)
-            queued = await asyncio.to_thread(self._push, batch)
-            self._enqueued_seq = queued.seq
-        self._wake_sender.set()
+                self._buffer = []
+                self._buffer_lines = 0
+            for chunk, n_lines in chunks:
+                if self.config.gzip:
+                    payload = await asyncio.to_thread(gzip.compress, chunk, GZIP_LEVEL)
+                else:
+                    payload = chunk
+                batch = Batch(payload, n_lines, self.config.gzip)
+                queued = await asyncio.to_thread(self._push, batch)
+                self._enqueued_seq = queued.seq
+            if chunks:
+                self._wake_sender.set()
 
     def _push(self, batch: Batch) -> Batch:
         dropped_before = self._spool.dropped_lines

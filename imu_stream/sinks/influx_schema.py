@@ -104,13 +104,15 @@ def downsample_index(
 ) -> NDArray[np.intp]:
     """Indices of the first sample in each 1/max_rate_hz bin of session time.
 
-    Bins are fixed on the session clock, so chunks of a live stream downsample the same way
-    as the whole recording (a chunk boundary inside a bin can keep one extra sample).
+    Bins are fixed on the session clock (centred on multiples of 1/max_rate_hz, so a stream
+    already at max_rate_hz passes unchanged despite float jitter in its times), and chunks of a
+    live stream downsample the same way as the whole recording (a chunk boundary inside a bin
+    can keep one extra sample).
     """
     t = np.asarray(time_s, dtype=np.float64)
     if t.size == 0:
         return np.zeros(0, dtype=np.intp)
-    bins = np.floor(t * max_rate_hz).astype(np.int64)
+    bins = np.rint(t * max_rate_hz).astype(np.int64)
     keep = np.ones(t.shape[0], dtype=bool)
     keep[1:] = bins[1:] != bins[:-1]
     return np.flatnonzero(keep)

@@ -3,7 +3,8 @@
 One call encodes a whole table (one measurement, columns of fields, optional per-row tags) into
 newline-terminated lines without building an object per point: every part of a line is laid
 out in a byte matrix (rows = points, NUL where a part is absent) and the NUL bytes are dropped
-at the end in one pass. Rules of the v1 line protocol:
+at the end in one pass. Tables of a few rows (a live chunk) take a plain per-row path with the
+same rules, since there the fixed cost of the matrices dominates. Rules of the v1 line protocol:
 
 - measurement: `,` and space escaped with a backslash; tag keys, tag values and field keys: `,`,
   `=` and space escaped. Newlines (not allowed in line protocol) become spaces, NUL bytes are
@@ -20,6 +21,7 @@ at the end in one pass. Rules of the v1 line protocol:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -27,6 +29,8 @@ from numpy.typing import ArrayLike, NDArray
 
 U8 = NDArray[np.uint8]
 NUL = 0
+# Up to this many rows, plain per-row formatting is faster than the byte-matrix set-up.
+SMALL_TABLE_ROWS = 48
 # Rows encoded per pass: bounds the byte matrix (rows × line width) to a few MB.
 CHUNK_ROWS = 32_768
 # |x|·10^decimals must stay below 2^53 to be an exact integer in float64.
@@ -121,7 +125,8 @@ def _int_matrix(values: NDArray[np.int64], suffix: bytes = b"") -> U8:
 def _float_fixed_matrix(values: NDArray[np.float64], decimals: int) -> U8:
     """Finite floats in fixed point with at most `decimals` decimals (trailing zeros dropped)."""
     scale = 10.0**decimals
-    scaled_f = np.rint(np.abs(values) * scale)
+    with np.errstate(over="ignore"):  # huge values overflow to inf: repr below
+        scaled_f = np.rint(np.abs(values) * scale)
     too_big = scaled_f >= _EXACT_INT_LIMIT
     scaled = np.where(too_big, 0.0, scaled_f).astype(np.uint64)
     neg = (values < 0) & (scaled > 0)
@@ -200,8 +205,11 @@ def _field_column(
     return _bytes_matrix(texts), present
 
 
-def _prefix_matrix(measurement: str, tags: Mapping[str, str | ArrayLike], n: int) -> U8:
-    """`measurement,tag=value,... ` (with the trailing space) per row."""
+def _tag_prefixes(
+    measurement: str, tags: Mapping[str, str | ArrayLike], n: int
+) -> tuple[list[bytes], NDArray[np.intp]]:
+    """Distinct `measurement,tag=value,... ` prefixes (trailing space included) and, per row,
+    the index of its prefix. Per-row tags take few distinct values: each is rendered once."""
     head = escape_measurement(measurement)
     scalar: dict[str, str] = {}
     per_row: dict[str, NDArray[np.str_]] = {}
@@ -222,14 +230,83 @@ def _prefix_matrix(measurement: str, tags: Mapping[str, str | ArrayLike], n: int
         return (",".join([head, *pairs]) + " ").encode()
 
     if not per_row:
-        line = np.frombuffer(render(scalar), dtype=np.uint8)
-        return np.broadcast_to(line, (n, line.shape[0]))
-    # Per-row tags take few distinct values: render each combination once.
+        return [render(scalar)], np.zeros(n, dtype=np.intp)
     row_keys = list(per_row)
     stacked = np.stack([per_row[k] for k in row_keys], axis=1)
     combos, inverse = np.unique(stacked, axis=0, return_inverse=True)
     rendered = [render({**scalar, **dict(zip(row_keys, combo, strict=True))}) for combo in combos]
-    return _bytes_matrix(rendered)[inverse.reshape(-1)]
+    return rendered, inverse.reshape(-1).astype(np.intp)
+
+
+def _prefix_matrix(measurement: str, tags: Mapping[str, str | ArrayLike], n: int) -> U8:
+    """The prefix of every row as a byte matrix."""
+    rendered, index = _tag_prefixes(measurement, tags, n)
+    if len(rendered) == 1:
+        line = np.frombuffer(rendered[0], dtype=np.uint8)
+        return np.broadcast_to(line, (n, line.shape[0]))
+    return _bytes_matrix(rendered)[index]
+
+
+def _format_fixed(value: float, decimals: int) -> str:
+    """One float in fixed point, the same rule as `_float_fixed_matrix`."""
+    product = abs(value) * 10.0**decimals
+    if not product < _EXACT_INT_LIMIT:  # also inf from an overflowing product
+        return repr(value)
+    scaled = round(product)  # half-even, like np.rint
+    whole, frac = divmod(scaled, 10**decimals)
+    frac_text = f"{frac:0{decimals}d}".rstrip("0") if decimals else ""
+    text = f"{whole}.{frac_text}" if frac_text else str(whole)
+    return "-" + text if value < 0 and scaled > 0 else text
+
+
+def _format_column_small(raw: ArrayLike, n: int, float_decimals: int | None) -> list[str | None]:
+    """Field values as text, None where omitted: the per-row path for small tables."""
+    if isinstance(raw, np.ma.MaskedArray):
+        mask = np.ma.getmaskarray(raw).tolist()
+        texts = _format_column_small(np.asarray(raw.data), n, float_decimals)
+        return [None if m else t for t, m in zip(texts, mask, strict=True)]
+    arr = np.asarray(raw)
+    if arr.ndim == 0:
+        arr = np.full(n, arr.item(), dtype=arr.dtype if arr.dtype.kind != "U" else object)
+    if arr.shape != (n,):
+        raise ValueError(f"field column has shape {arr.shape}, expected ({n},)")
+    kind = arr.dtype.kind
+    values = arr.tolist()
+    if kind == "b":
+        return ["true" if v else "false" for v in values]
+    if kind in "iu":
+        return [f"{int(v)}i" for v in values]
+    if kind == "f":
+        if float_decimals is None:
+            return [repr(float(v)) if math.isfinite(v) else None for v in values]
+        return [_format_fixed(v, float_decimals) if math.isfinite(v) else None for v in values]
+    return [
+        None if v is None else quote_string(v.decode() if isinstance(v, bytes) else str(v))
+        for v in values
+    ]
+
+
+def _encode_small(
+    measurement: str,
+    tags: Mapping[str, str | ArrayLike],
+    fields: Mapping[str, ArrayLike],
+    stamps: NDArray[np.int64],
+    float_decimals: int | None,
+) -> bytes:
+    """Row by row: for a handful of points this beats the fixed cost of the byte matrices."""
+    n = stamps.shape[0]
+    rendered, index = _tag_prefixes(measurement, tags, n)
+    prefixes = [r.decode() for r in rendered]
+    columns = [
+        (escape_key(key) + "=", _format_column_small(col, n, float_decimals))
+        for key, col in fields.items()
+    ]
+    lines = []
+    for i, (stamp, which) in enumerate(zip(stamps.tolist(), index.tolist(), strict=True)):
+        pairs = [key + text for key, texts in columns if (text := texts[i]) is not None]
+        if pairs:
+            lines.append(f"{prefixes[which]}{','.join(pairs)} {stamp}\n")
+    return "".join(lines).encode()
 
 
 def _encode_chunk(
@@ -292,6 +369,8 @@ def encode_lines(
     if n == 0 or not fields:
         return b""
     tag_map = dict(tags or {})
+    if n <= SMALL_TABLE_ROWS:
+        return _encode_small(measurement, tag_map, fields, stamps, float_decimals)
     out: list[bytes] = []
     for start in range(0, n, CHUNK_ROWS):
         stop = min(start + CHUNK_ROWS, n)
