@@ -172,3 +172,21 @@ def test_movesense_two_part_message_reassembled() -> None:
     # A part 2 without its first part produces nothing.
     assert decoder.feed(parts[1]) == []
     assert decoder.stats.orphans == 2
+
+
+def test_parts_of_different_messages_are_not_paired() -> None:
+    """Part 2 of message 1 and part 1 of message 2 lost: the remaining halves must not be
+    glued together (both parts of a message arrive back to back, the next message later)."""
+    rng = np.random.default_rng(5)
+    decoder = ms.GspDecoder()
+    decoder.subscribe(3, "/Meas/IMU6/208")
+    messages = [
+        ms.encode_data(3, 1000 + 38 * i, [rng.normal(size=(8, 3)), rng.normal(size=(8, 3))])
+        for i in range(3)
+    ]
+    period = 8 / 208
+    (m0,) = decoder.feed(messages[0][0], 0.0) + decoder.feed(messages[0][1], 0.001)
+    assert isinstance(m0, ms.SampleBlock) and m0.host_time_s == 0.0  # first part's arrival
+    assert decoder.feed(messages[1][0], period) == []
+    assert decoder.feed(messages[2][1], 2 * period + 0.001) == []  # a later message's part 2
+    assert decoder.stats.orphans == 2 and decoder.stats.decoded == 1

@@ -2,12 +2,12 @@
 
 Every notification is placed on its stream's device sample grid (sample index k of its first
 sample). Movesense packets carry the device timestamp of their first sample, so k follows from
-timestamp jumps. MetaWear streams carry no time: k follows from the host receive times measured
-against their recent lower envelope, so a late notification is told apart from a lost one as
-long as the latency spread stays under one packet period. The session time of sample k is then
-`a + b·k/rate`: `b` (rate/drift) is a least-squares slope of receive time against k, and `a` is
-the lower envelope of the receive times (the shortest radio latency), fitted per connection
-segment. Everything here is pure numpy.
+timestamp jumps. MetaWear streams carry no time: k follows from the host receive times against
+their median latency over the segment, so a late notification is told apart from a lost one
+as long as the latency spread stays under one packet period (beyond that, a wrong call stays
+a one-packet error). The session time of sample k is then `a + b·k/rate`: `b` (rate/drift) is
+a least-squares slope of receive time against k, and `a` is the lower envelope of the receive
+times (the shortest radio latency), fitted per connection segment. Everything here is pure.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from imu_stream.records import FloatArray, SampleBlock, SensorRecording
 WRAP_MS = 2**32  # Movesense timestamps are uint32 milliseconds
 MAX_JUMP_S = 3600.0  # a timestamp jump beyond this (or backwards) is a device clock reset
 DEFAULT_MAX_INTERP_GAP_S = 0.1  # holes up to this long are interpolated, longer ones stay gaps
-WARMUP_NOTIFICATIONS = 16  # notifications of a segment before the latency spread is trusted
+MAX_DRIFT = 1e-3  # a fitted rate further than 1000 ppm from nominal is not a crystal error
+WARMUP_NOTIFICATIONS = 16  # notifications of a segment before its latency anchor is trusted
 IntArray = NDArray[np.int64]
 
 
@@ -73,6 +74,29 @@ class _Growable:
         return self._data[: self._n]
 
 
+def _circular_centre(x: FloatArray, period: float, reference: float) -> float:
+    """Circular mean of x modulo `period`, unwrapped to the value nearest `reference`."""
+    angle = float(np.angle(np.exp(2j * np.pi * x / period).mean()))
+    centre = angle * period / (2 * np.pi)
+    return centre + period * round((reference - centre) / period)
+
+
+def _envelope(resid: FloatArray, packet_s: float) -> float:
+    """Lower envelope of receive-time residuals. With inferred indices (packet_s > 0) a
+    misplaced notification sits whole packet periods off: fold residuals into one period
+    around their circular centre first, so one misplacement cannot drag the envelope."""
+    if packet_s <= 0 or len(resid) < 2:
+        return float(resid.min())
+    phases = np.exp(2j * np.pi * resid / packet_s)
+    if abs(phases.mean()) < 0.25:
+        # Latency spread of a packet period or more: folding is ambiguous; a low quantile
+        # keeps the rare misplaced notifications out instead.
+        return float(np.percentile(resid, 2.0))
+    centre = _circular_centre(resid, packet_s, float(np.median(resid)))
+    folded = centre + np.mod(resid - centre + packet_s / 2, packet_s) - packet_s / 2
+    return float(folded.min())
+
+
 def _pooled_slope(x: FloatArray, y: FloatArray, seg: FloatArray) -> float | None:
     """Least-squares slope of y on x with one intercept per segment; None if degenerate."""
     xc = x.copy()
@@ -104,7 +128,7 @@ class StreamClock:
         fit_window_s: float = 60.0,
         min_fit_span_s: float = 10.0,
         refit_every: int = 32,
-        envelope_window: int = 64,
+        centre_window_s: float = 30.0,
     ) -> None:
         if not rate_hz > 0:
             raise ValueError(f"stream rate must be positive, not {rate_hz}")
@@ -114,13 +138,15 @@ class StreamClock:
         self.fit_window_s = fit_window_s
         self.min_fit_span_s = min_fit_span_s
         self.refit_every = refit_every
-        self.envelope_window = envelope_window
+        self.centre_window_s = centre_window_s
         # per notification: host receive time, index of its last sample, segment
         self._host = _Growable()
         self._k_last = _Growable()
         self._seg = _Growable()
         self._seg_start: list[int] = []  # notification position where each segment starts
         self._intercepts: list[float] = []  # online `a` per segment
+        self._centres: list[float] = []  # latency anchor of host − k·step per segment
+        self._packet_s = 0.0
         self.scale = 1.0  # online `b`: session seconds per nominal device second
         self._next_index: int | None = None
         self._pending_reconnect = False
@@ -170,6 +196,7 @@ class StreamClock:
     def _new_segment(self, host_time_s: float) -> None:
         self._seg_start.append(len(self._host))
         self._intercepts.append(math.nan)
+        self._centres.append(math.nan)
 
     def _place_timestamped(self, ts: float, n: int, reconnect: bool) -> Placement:
         assert self._next_index is not None
@@ -191,55 +218,51 @@ class StreamClock:
     def _place_counted(self, host: float, n: int, reconnect: bool) -> Placement:
         assert self._next_index is not None
         segment = len(self._seg_start) - 1
-        step = self.scale * self.period_s
+        # Nominal sample period: drift (≤ 100s of ppm) only moves the anchor slowly, which it
+        # follows; a fitted rate would feed placement errors back into itself.
+        step = self.period_s
+        packet = n * step
         if reconnect:
-            # A new phase: estimate how many samples passed from the current fit.
-            a = self._intercepts[segment]
+            # A new phase: estimate how many samples passed from the last segment's anchor.
+            centre = self._centre(segment, packet)
             first = self._next_index
-            if not math.isnan(a):
-                k_last = (host - a - self._latency_centre()) / step
+            if centre is not None:
+                k_last = (host - centre) / step
                 first = max(self._next_index, round(k_last) - n + 1)
             return Placement(
                 first, n, 0, first - self._next_index, segment + 1, True, "disconnect"
             )
-        k_last = self._next_index + n - 1
-        packet = n * step
-        recent = self._recent_offsets()
-        if recent is None:
+        centre = self._centre(segment, packet)
+        if centre is None:
             return Placement(self._next_index, n, 0, 0, segment, False)
-        # Without loss, host − k·step lies within the latency spread above its lower envelope;
-        # each lost notification adds one packet period. Split halfway between the two.
-        envelope, spread = float(recent.min()), float(np.ptp(recent))
-        threshold = 0.5 * (min(spread, packet) + packet)
-        if len(recent) < WARMUP_NOTIFICATIONS:
-            # Few notifications yet: the spread is under-estimated, so lean against declaring
-            # a loss (a missed one only misplaces the next notification; the envelope catches up).
-            threshold = max(threshold, 0.75 * packet)
-        excess = host - step * k_last - envelope
-        lost = max(0, math.floor((excess - threshold) / packet + 1.0)) * n
+        # host − k·step is the latency plus a constant, around the segment's anchor; every
+        # lost notification adds one packet period: round the excess to whole packets.
+        self._packet_s = packet
+        excess = host - step * (self._next_index + n - 1) - centre
+        if len(self._host) - self._seg_start[-1] < WARMUP_NOTIFICATIONS:
+            # The anchor rests on few notifications yet: declare a loss only beyond 3/4 packet
+            # (a missed one only misplaces this notification; the next one catches up).
+            lost_packets = max(0, math.floor(excess / packet + 0.25))
+        else:
+            lost_packets = max(0, round(excess / packet))
+        lost = lost_packets * n
         return Placement(self._next_index + lost, n, lost, 0, segment, False)
 
-    def _recent_offsets(self) -> FloatArray | None:
-        """host − k·step of the segment's recent notifications (latency plus a constant)."""
-        start = self._seg_start[-1] if self._seg_start else 0
-        lo = max(start, len(self._host) - self.envelope_window)
-        if lo >= len(self._host):
+    def _centre(self, segment: int, packet_s: float) -> float | None:
+        """Latency anchor of the segment: the circular mean of host − k·step modulo one packet
+        period, kept continuous with its previous value. A misplaced notification shifts
+        host − k·step by whole packets, which leaves the anchor where it was: the error stays
+        one notification's, and the next real loss absorbs it."""
+        cached = self._centres[segment] if segment < len(self._centres) else math.nan
+        count = len(self._host) - self._seg_start[segment]
+        if not math.isnan(cached) and count >= WARMUP_NOTIFICATIONS:
+            return cached
+        if count <= 0:
             return None
-        step = self.scale * self.period_s
-        offsets: FloatArray = self._host.view()[lo:] - step * self._k_last.view()[lo:]
-        return offsets
-
-    def _latency_centre(self) -> float:
-        """Median latency above the lower envelope over the recent notifications."""
-        lo = max(0, len(self._host) - self.envelope_window)
-        seg = self._seg.view()[lo:]
-        cur = seg == seg[-1] if len(seg) else seg.astype(bool)
-        a = self._intercepts[-1]
-        if not cur.any() or math.isnan(a):
-            return 0.0
-        step = self.scale * self.period_s
-        resid = self._host.view()[lo:][cur] - step * self._k_last.view()[lo:][cur] - a
-        return float(np.median(resid))
+        lo = self._seg_start[segment]
+        hi = self._seg_start[segment + 1] if segment + 1 < len(self._seg_start) else len(self._host)
+        x = self._host.view()[lo:hi] - self.period_s * self._k_last.view()[lo:hi]
+        return _circular_centre(x, packet_s, cached if not math.isnan(cached) else float(x[0]))
 
     def _record(self, host: float, placement: Placement) -> None:
         k_last = placement.first_index + placement.n_samples - 1
@@ -256,7 +279,9 @@ class StreamClock:
         self.skipped_samples += placement.skipped_before
         seg = placement.segment
         a = self.scale * self.period_s * k_last
-        if math.isnan(self._intercepts[seg]) or host - a < self._intercepts[seg]:
+        young = len(self._host) - self._seg_start[seg] <= self.refit_every
+        # A running minimum until the first refit of the segment; then refits keep it robust.
+        if math.isnan(self._intercepts[seg]) or (young and host - a < self._intercepts[seg]):
             self._intercepts[seg] = host - a
         if self.notifications % self.refit_every == 0:
             self._refit()
@@ -273,7 +298,7 @@ class StreamClock:
         h = host[lo:]
         if h[-1] - h[0] >= self.min_fit_span_s:
             slope = _pooled_slope(k * self.period_s, h, seg)
-            if slope is not None and 0.9 < slope < 1.1:
+            if slope is not None and abs(slope - 1.0) < MAX_DRIFT:
                 self.scale = slope
             if self.timestamped:
                 ts = self._ts_first.view()[lo:]
@@ -282,7 +307,13 @@ class StreamClock:
                     self.device_period_ms = dev
         current = seg == seg[-1]
         resid = h[current] - self.scale * self.period_s * k[current]
-        self._intercepts[int(seg[-1])] = float(resid.min())
+        self._intercepts[int(seg[-1])] = _envelope(resid, self._fold_period())
+        if not self.timestamped and self._packet_s > 0:
+            recent = h[current] >= h[-1] - self.centre_window_s
+            nominal = h[current][recent] - self.period_s * k[current][recent]
+            s = int(seg[-1])
+            ref = self._centres[s] if not math.isnan(self._centres[s]) else float(nominal[0])
+            self._centres[s] = _circular_centre(nominal, self._packet_s, ref)
 
     @property
     def drift_ppm(self) -> float:
@@ -300,6 +331,10 @@ class StreamClock:
         times: FloatArray = a + self.scale * self.period_s * k
         return times
 
+    def sample_time(self, index: int, segment: int) -> float:
+        """Online session time of one sample."""
+        return self._intercepts[segment] + self.scale * self.period_s * index
+
     def clock_offset_ms(self) -> float:
         """Session time minus nominal device time of the latest sample, in ms."""
         if not self._intercepts:
@@ -316,14 +351,19 @@ class StreamClock:
         scale = self.scale
         if len(host) >= 3 and host[-1] - host[0] >= self.min_fit_span_s:
             slope = _pooled_slope(k * self.period_s, host, seg)
-            if slope is not None and 0.9 < slope < 1.1:
+            if slope is not None and abs(slope - 1.0) < MAX_DRIFT:
                 scale = slope
         resid = host - scale * self.period_s * k
+        fold = self._fold_period()
         intercepts = [
-            float(resid[seg == s].min()) if np.any(seg == s) else math.nan
+            _envelope(resid[seg == s], fold) if np.any(seg == s) else math.nan
             for s in range(len(self._seg_start))
         ]
         return scale, intercepts
+
+    def _fold_period(self) -> float:
+        """Packet period for folding residuals: only inferred (counted) indices can be off."""
+        return 0.0 if self.timestamped else self._packet_s
 
 
 # --- a whole session: blocks in, recordings on one grid out ----------------------------------
@@ -355,15 +395,19 @@ class SessionRecorder:
     "disconnect" start a new clock segment on that sensor.
     """
 
-    def __init__(self, rates_hz: Mapping[str, float]) -> None:
-        self.rates_hz = dict(rates_hz)
+    def __init__(self, rates_hz: Mapping[str, float] | None = None) -> None:
+        self.rates_hz = dict(rates_hz or {})
         self._streams: dict[tuple[str, str], _StreamData] = {}
         self.gaps: list[SensorGap] = []
 
-    def add_block(self, block: SampleBlock) -> Placement | None:
+    def add_block(self, block: SampleBlock, rate_hz: float | None = None) -> Placement | None:
+        """Add one block; RATE_HZ (the sensor's nominal rate) is needed with its first block
+        unless given to the constructor (the collector's `rate_hz(location)`)."""
         loc = block.location
         if loc is None or block.host_time_s is None or block.n_samples == 0:
             return None
+        if rate_hz is not None:
+            self.rates_hz.setdefault(loc, rate_hz)
         if loc not in self.rates_hz:
             raise ValueError(f"no sample rate known for sensor {loc!r}")
         key = (loc, stream_name(block))

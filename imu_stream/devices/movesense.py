@@ -220,7 +220,9 @@ class GspDecoder:
         self.guess_unknown = guess_unknown
         self.stats = DecodeStats()
         self.subscriptions: dict[int, tuple[str, str]] = {}  # ref → (resource, path)
-        self._pending: tuple[int, bytes] | None = None  # (ref, first part without header)
+        self._period_s: dict[int, float] = {}  # ref → duration of one message (learned)
+        # (ref, first part without header, its arrival time)
+        self._pending: tuple[int, bytes, float | None] | None = None
 
     def subscribe(self, ref: int, path: str) -> bool:
         """Register what reference REF streams (from the SUBSCRIBE the client wrote)."""
@@ -250,7 +252,9 @@ class GspDecoder:
             self.stats.orphans += 1
         self._pending = None
 
-    def feed(self, packet: bytes) -> list[GspMessage]:
+    def feed(self, packet: bytes, host_time_s: float | None = None) -> list[GspMessage]:
+        """Decode one notification; HOST_TIME_S (its arrival) is stamped on the samples — for a
+        two-part message the first part's arrival, as both parts leave the sensor together."""
         p = self.profile
         stats = self.stats
         stats.packets += 1
@@ -266,20 +270,29 @@ class GspDecoder:
                 stats.truncated += 1
                 return []
             if len(packet) == p.max_part_bytes:
-                self._pending = (ref, bytes(packet[p.header_bytes :]))
+                self._pending = (ref, bytes(packet[p.header_bytes :]), host_time_s)
                 return []
-            return self._data(ref, bytes(packet[p.header_bytes :]))
+            return self._data(ref, bytes(packet[p.header_bytes :]), host_time_s)
         if kind == p.resp_data_part2:
             pending = self._pending
             self._pending = None
-            if pending is None or pending[0] != ref:
+            if pending is None or pending[0] != ref or self._too_late(ref, pending[2], host_time_s):
                 stats.orphans += 1 + (pending is not None)
                 return []
-            return self._data(ref, pending[1] + bytes(packet[p.header_bytes :]))
+            return self._data(ref, pending[1] + bytes(packet[p.header_bytes :]), pending[2])
         if kind == p.resp_command_result:
             return self._command_result(ref, bytes(packet[p.header_bytes :]))
         stats.unknown += 1
         return []
+
+    def _too_late(self, ref: int, first: float | None, second: float | None) -> bool:
+        """Both parts leave the sensor back to back. A part 2 arriving half a message period
+        after the part 1 is the next message's (when part 2 and the next part 1 were both
+        lost): pairing them would invent a message from two halves."""
+        period = self._period_s.get(ref)
+        if period is None or first is None or second is None:
+            return False
+        return second - first > 0.5 * period
 
     def _command_result(self, ref: int, rest: bytes) -> list[GspMessage]:
         stats = self.stats
@@ -295,7 +308,7 @@ class GspDecoder:
         stats.decoded += 1
         return [result]
 
-    def _data(self, ref: int, payload: bytes) -> list[GspMessage]:
+    def _data(self, ref: int, payload: bytes, host_time_s: float | None) -> list[GspMessage]:
         stats = self.stats
         sub = self.subscriptions.get(ref)
         if sub is None and self.guess_unknown:
@@ -315,6 +328,10 @@ class GspDecoder:
         if block is None:
             stats.malformed += 1
             return []
+        block.host_time_s = host_time_s
+        rate = self.profile.parse_resource_path(path) if path else None
+        if rate is not None:
+            self._period_s[ref] = block.n_samples / rate[1]
         stats.decoded += 1
         stats.samples += block.n_samples
         return [block]

@@ -23,7 +23,7 @@ import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from bleak import BleakClient, BleakScanner
@@ -54,6 +54,7 @@ from imu_stream.records import FloatArray, SensorRecording
 GattTable = list[tuple[str, list[tuple[str, list[CharacteristicPropertyName]]]]]
 EARTH_FIELD_UT = np.array([18.0, 0.0, -45.0])  # stand-in magnetometer field when none simulated
 BUFFER_TICKS = 512  # samples generated per vectorized refill of a stream
+PART_SPACING_S = 0.001  # between notifications of one message (same connection event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +104,13 @@ class SignalSource:
     ) -> None:
         if time_s.ndim != 1 or len(time_s) < 2 or np.any(np.diff(time_s) <= 0):
             raise ValueError("signal time must be 1-D and strictly increasing")
-        self.time_s = np.asarray(time_s, dtype=np.float64)
-        self.acc = np.asarray(acc, dtype=np.float64)
-        self.gyr = np.asarray(gyr, dtype=np.float64)
+        self.time_s = np.ascontiguousarray(time_s, dtype=np.float64)
         if mag is None:
             mag = np.tile(EARTH_FIELD_UT, (len(time_s), 1))
-        self.mag = np.asarray(mag, dtype=np.float64)
+        # Axis-major copies: np.interp needs contiguous columns (else it copies on every call).
+        self._axes = [
+            np.ascontiguousarray(np.asarray(v, dtype=np.float64).T) for v in (acc, gyr, mag)
+        ]
 
     @classmethod
     def from_recording(cls, rec: SensorRecording, time_offset_s: float = 0.0) -> SignalSource:
@@ -126,10 +128,14 @@ class SignalSource:
     def sample(self, t: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Linear interpolation at air times t; outside the recording the edge values hold."""
 
-        def interp(values: FloatArray) -> FloatArray:
-            return np.column_stack([np.interp(t, self.time_s, values[:, j]) for j in range(3)])
+        ts = self.time_s
+        acc, gyr, mag = (
+            np.column_stack([np.interp(t, ts, axis) for axis in axes]) for axes in self._axes
+        )
+        return acc, gyr, mag
 
-        return interp(self.acc), interp(self.gyr), interp(self.mag)
+
+PeripheralT = TypeVar("PeripheralT", bound="EmulatedPeripheral")
 
 
 class EmulatorAir:
@@ -160,7 +166,7 @@ class EmulatorAir:
         assert self.t0 is not None
         return air_time + self.t0
 
-    def add(self, peripheral: EmulatedPeripheral) -> EmulatedPeripheral:
+    def add(self, peripheral: PeripheralT) -> PeripheralT:
         peripheral.air = self
         self.peripherals.append(peripheral)
         if self.t0 is not None:
@@ -349,27 +355,28 @@ class EmulatedPeripheral:
         assert air is not None
         knobs, rng = self.knobs, self.rng
         now = air.loop.time()
+        # One latency per message: its parts leave back to back and share the connection event.
+        jitter = rng.random() * knobs.jitter_s if knobs.jitter_s else 0.0
+        arrival = now + knobs.base_latency_s + jitter
         message_lost = False
         for payload in payloads:
             if knobs.garbage_rate and rng.random() < knobs.garbage_rate:
-                self._deliver_later(link, uuid, self.garbage(), now)
+                self._deliver_at(link, uuid, self.garbage(), arrival)
                 self.stats.garbage_sent += 1
             self.stats.notifications_sent += 1
             if knobs.packet_loss and rng.random() < knobs.packet_loss:
                 self.stats.notifications_lost += 1
                 message_lost = True
-                continue
-            self._deliver_later(link, uuid, payload, now)
+            else:
+                self._deliver_at(link, uuid, payload, arrival)
+            arrival += PART_SPACING_S
         if message_lost:
             self.stats.samples_dropped += n_samples
         else:
             self.stats.samples_sent += n_samples
 
-    def _deliver_later(self, link: EmulatedLink, uuid: str, payload: bytes, now: float) -> None:
-        knobs = self.knobs
-        jitter = self.rng.random() * knobs.jitter_s if knobs.jitter_s else 0.0
-        latency = knobs.base_latency_s + jitter
-        at = max(now + latency, link.last_delivery + 1e-6)
+    def _deliver_at(self, link: EmulatedLink, uuid: str, payload: bytes, arrival: float) -> None:
+        at = max(arrival, link.last_delivery + 1e-6)  # a BLE link never reorders
         link.last_delivery = at
         assert self.air is not None
         self.air.loop.call_at(at, link.deliver, uuid, payload)
