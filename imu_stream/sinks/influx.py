@@ -33,7 +33,6 @@ import gzip
 import json
 import logging
 import os
-import random
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -46,6 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import numpy as np
 
+from imu_stream.backoff import Backoff
 from imu_stream.records import AngleSeries, Stride
 from imu_stream.sinks.influx_schema import (
     SeriesTags,
@@ -181,7 +181,7 @@ class InfluxWriter:
         self._closing = False
         self._closed = False
         self._database_ready = not config.create_database
-        self._backoff_s = config.backoff_initial_s
+        self._backoff = Backoff(config.backoff_initial_s, config.backoff_max_s)
         self._outage_logged = False
         self._delivered_seq = -1  # highest batch sequence number delivered
         # Highest batch sequence number queued, including batches left by an earlier run.
@@ -355,11 +355,9 @@ class InfluxWriter:
             outcome = await self._send(batch)
             if outcome == "retry":
                 self.stats.retries += 1
-                delay = self._backoff_s * (0.5 + random.random() / 2)  # jitter: no herd
-                self._backoff_s = min(self._backoff_s * 2, self.config.backoff_max_s)
-                await asyncio.sleep(delay)
+                await self._backoff.wait()
                 continue
-            self._backoff_s = self.config.backoff_initial_s
+            self._backoff.reset()
             await asyncio.to_thread(self._spool.pop, batch.seq)
             self._delivered_seq = max(self._delivered_seq, batch.seq)
 

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import ssl
 import uuid
 from collections import deque
@@ -30,6 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiomqtt
 
+from imu_stream.backoff import Backoff
 from imu_stream.records import AngleSeries, FloatArray, GaitEvent, SampleBlock, Stride
 from imu_stream.sinks import wire
 from imu_stream.sinks.journal.meta import SessionEvent, SessionMeta, StatusRecord
@@ -303,20 +303,19 @@ class MqttPublisher:
 
     # --- sending -------------------------------------------------------------------------------
     async def _run(self) -> None:
-        backoff = self.config.backoff_initial_s
+        backoff = Backoff(self.config.backoff_initial_s, self.config.backoff_max_s)
         while not (self._closing and not self.pending):
             try:
                 async with self.config.client(self._client_id, self._persistent) as client:
                     self._on_connected()
-                    backoff = self.config.backoff_initial_s
+                    backoff.reset()
                     await self._pump(client)
                     return
             except aiomqtt.MqttError as exc:
                 self._on_failure(str(exc))
             if self._closing:
                 return
-            await asyncio.sleep(backoff * (0.5 + random.random() / 2))
-            backoff = min(backoff * 2, self.config.backoff_max_s)
+            await backoff.wait()
 
     async def _pump(self, client: aiomqtt.Client) -> None:
         """Send until closing; ends with MqttError when the connection drops."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any
 
 import aiomqtt
 
+from imu_stream.backoff import Backoff
 from imu_stream.records import AngleSeries, GaitEvent, Stride
 from imu_stream.sinks import wire
 from imu_stream.sinks.journal.meta import SessionEvent, SessionMeta, StatusRecord
@@ -189,7 +189,7 @@ class MqttSource:
 
     # --- the connection ------------------------------------------------------------------------
     async def _run(self) -> None:
-        backoff = self.config.backoff_initial_s
+        backoff = Backoff(self.config.backoff_initial_s, self.config.backoff_max_s)
         while not self._closing:
             try:
                 async with self.config.client(self._client_id, self._persistent) as client:
@@ -197,7 +197,7 @@ class MqttSource:
                     for kind in self.kinds:
                         await client.subscribe(self._topics.subscription(kind), KIND_QOS[kind])
                     self._subscribed.set()
-                    backoff = self.config.backoff_initial_s
+                    backoff.reset()
                     async for message in client.messages:
                         await self._handle(message)
             except aiomqtt.MqttError as exc:
@@ -205,8 +205,7 @@ class MqttSource:
             self._subscribed.clear()
             if self._closing:
                 return
-            await asyncio.sleep(backoff * (0.5 + random.random() / 2))
-            backoff = min(backoff * 2, self.config.backoff_max_s)
+            await backoff.wait()
 
     async def _handle(self, message: aiomqtt.Message) -> None:
         self.stats.received += 1
