@@ -58,7 +58,7 @@ class StrideQuality(IntFlag):
     """Bit flags of `strides.csv`'s `quality` column (0 = good)."""
 
     GOOD = 0
-    GAP = 1  # the stride spans a data gap
+    GAP = 1  # reserved: strides that would span a data gap are dropped instead
     LOW_CONFIDENCE = 2  # events or side assignment uncertain
     TURN = 4  # heading changed too much during the stride
     IMPLAUSIBLE = 8  # duration or phase ratios outside physiological limits

@@ -75,20 +75,31 @@ def align_sacrum(
 
 
 def align_thigh(
-    acc: FloatArray, gyr_dps: FloatArray, rotations: FloatArray, standing: slice | None
+    acc: FloatArray,
+    gyr_dps: FloatArray,
+    rotations: FloatArray,
+    standing: slice | None,
+    own_ic_idx: np.ndarray,
+    other_ic_idx: np.ndarray,
 ) -> SegmentAlignment:
+    """Up from gravity; left from the flexion–extension axis (the principal axis of angular
+    velocity); anterior sign such that the thigh is more flexed at its own initial contacts
+    (reaching forward) than at the other leg's (trailing behind)."""
     up = up_axis(acc, rotations, standing)
-    # Flexion–extension axis: principal axis of angular velocity, orthogonal to up.
     centred = gyr_dps - gyr_dps.mean(axis=0)
     _, _, vt = np.linalg.svd(centred[:: max(1, centred.shape[0] // 20000)], full_matrices=False)
     left = vt[0] - (vt[0] @ up) * up
     left /= np.linalg.norm(left)
     forward = np.cross(left, up)
-    # Flexion (knee forward: thigh up-axis tilts backwards) peaks further from the mean
-    # than extension; pick the sign for which that holds.
-    gravity_sensor = rotations[:, 2, :]  # world up in the sensor frame
-    pitch = np.degrees(np.arctan2(gravity_sensor @ forward, gravity_sensor @ up))
-    centre = np.median(pitch)
-    if np.percentile(pitch, 98) - centre < centre - np.percentile(pitch, 2):
-        forward = -forward
-    return SegmentAlignment(frame_from_up_forward(up, forward), standing is not None)
+    frame = frame_from_up_forward(up, forward)
+    pitch = thigh_pitch_deg(rotations @ frame)
+    flexed_at_own = own_ic_idx.size and other_ic_idx.size
+    if flexed_at_own and pitch[own_ic_idx].mean() < pitch[other_ic_idx].mean():
+        frame = frame_from_up_forward(up, -forward)
+    return SegmentAlignment(frame, standing is not None)
+
+
+def thigh_pitch_deg(rotations: FloatArray) -> FloatArray:
+    """Flexion-positive inclination of a thigh (segment → world): world up in the thigh frame."""
+    up = rotations[:, 2, :]
+    return np.asarray(np.degrees(np.arctan2(up[:, 0], up[:, 2])))

@@ -8,6 +8,8 @@ jolts, sitting down and shuffling.
 
 from __future__ import annotations
 
+import statistics
+
 import numpy as np
 from scipy import signal
 
@@ -21,26 +23,43 @@ MIN_STEP_S = 0.25
 MAX_STEP_S = 1.2  # a longer pause ends a walking bout
 CLOSE_STEP_RATIO = 0.65  # a step shorter than this fraction of the local median is spurious
 MIN_BOUT_STEPS = 3
+PROMINENCE_HALF_WINDOW_S = 0.75  # a peak's prominence is judged within ± this
+CANDIDATE_SUPPORT_S = 0.95  # a candidate is settled once this much signal follows it
 
 
 def detect_initial_contacts(vertical_acc: FloatArray, fs: float) -> np.ndarray:
     """Sample indices of ICs (both sides) inside walking bouts, sorted."""
+    peaks, strength = ic_candidates(vertical_acc, fs)
+    return peaks[step_sequence(peaks, strength, fs)]
+
+
+def ic_candidates(vertical_acc: FloatArray, fs: float) -> tuple[np.ndarray, FloatArray]:
+    """Candidate contacts (sample indices) and their strength (jerk prominence).
+
+    Local: a candidate depends only on the signal within CANDIDATE_SUPPORT_S of it."""
     jerk = gaussian_lowpass(vertical_acc, JERK_SIGMA_S, fs, order=1)
     peaks, props = signal.find_peaks(
-        jerk, distance=max(1, int(MIN_STEP_S * fs)), prominence=MIN_JERK_PROMINENCE
+        jerk,
+        distance=max(1, int(MIN_STEP_S * fs)),
+        prominence=MIN_JERK_PROMINENCE,
+        wlen=max(3, round(2 * PROMINENCE_HALF_WINDOW_S * fs) | 1),
     )
     if peaks.size == 0:
-        return peaks
-    strength = props["prominences"]
+        return peaks, np.zeros(0)
     fine = gaussian_lowpass(vertical_acc, JERK_REFINE_SIGMA_S, fs, order=1)
     half = max(1, round(0.06 * fs))
     lo = np.clip(peaks - half, 0, jerk.size - 1)
-    windows = lo[:, None] + np.arange(2 * half + 1)[None, :]
-    windows = np.clip(windows, 0, jerk.size - 1)
-    peaks = windows[np.arange(peaks.size), np.argmax(fine[windows], axis=1)]
-    keep = _drop_close_steps(peaks / fs, strength)
-    peaks = peaks[keep]
-    return _keep_bouts(peaks, fs)
+    windows = np.clip(lo[:, None] + np.arange(2 * half + 1)[None, :], 0, jerk.size - 1)
+    refined = windows[np.arange(peaks.size), np.argmax(fine[windows], axis=1)]
+    return refined, np.asarray(props["prominences"], dtype=np.float64)
+
+
+def step_sequence(peaks: np.ndarray, strength: FloatArray, fs: float) -> np.ndarray:
+    """Mask of the candidates that form a regular step sequence (walking bouts)."""
+    kept = np.flatnonzero(_drop_close_steps(peaks / fs, strength))
+    mask = np.zeros(peaks.size, dtype=bool)
+    mask[kept[_bout_mask(peaks[kept], fs)]] = True
+    return mask
 
 
 def _drop_close_steps(times_s: FloatArray, strength: FloatArray) -> np.ndarray:
@@ -50,8 +69,7 @@ def _drop_close_steps(times_s: FloatArray, strength: FloatArray) -> np.ndarray:
         if idx.size < 3:
             return keep
         steps = np.diff(times_s[idx])
-        # Local median step over ±3 steps (windows are short; a loop over steps, not samples).
-        local = np.array([np.median(steps[max(0, k - 3) : k + 4]) for k in range(steps.size)])
+        local = _local_median(steps, 3)
         bad = np.flatnonzero((steps < CLOSE_STEP_RATIO * local) & (steps < MAX_STEP_S))
         if bad.size == 0:
             return keep
@@ -60,13 +78,12 @@ def _drop_close_steps(times_s: FloatArray, strength: FloatArray) -> np.ndarray:
         keep[a if strength[a] < strength[b] else b] = False
 
 
-def _keep_bouts(peaks: np.ndarray, fs: float) -> np.ndarray:
+def _bout_mask(peaks: np.ndarray, fs: float) -> np.ndarray:
+    """Candidates in runs of at least MIN_BOUT_STEPS steps without a long pause."""
     if peaks.size == 0:
-        return peaks
-    breaks = np.flatnonzero(np.diff(peaks) > MAX_STEP_S * fs) + 1
-    bouts = np.split(peaks, breaks)
-    kept = [b for b in bouts if b.size >= MIN_BOUT_STEPS]
-    return np.concatenate(kept) if kept else peaks[:0]
+        return np.zeros(0, dtype=bool)
+    bout_id = np.concatenate([[0], np.cumsum(np.diff(peaks) > MAX_STEP_S * fs)])
+    return np.asarray(np.bincount(bout_id)[bout_id] >= MIN_BOUT_STEPS)
 
 
 def bout_slices(ic_idx: np.ndarray, fs: float) -> list[np.ndarray]:
@@ -107,3 +124,16 @@ def window_mean_change(values: FloatArray, idx: np.ndarray, before: int, after: 
     pre = (csum[a1] - csum[a0]) / np.maximum(a1 - a0, 1).reshape((-1,) + (1,) * (values.ndim - 1))
     post = (csum[b1] - csum[a1]) / np.maximum(b1 - a1, 1).reshape((-1,) + (1,) * (values.ndim - 1))
     return np.asarray(post - pre)
+
+
+def _local_median(values: FloatArray, half: int) -> FloatArray:
+    """Median over ±half neighbours (fewer at the ends)."""
+    n = values.size
+    out = np.empty(n)
+    if n > 2 * half:
+        windows = np.lib.stride_tricks.sliding_window_view(values, 2 * half + 1)
+        out[half : n - half] = np.median(windows, axis=1)
+    listed = values.tolist()  # the few edge medians: cheaper on lists than via numpy
+    for k in (*range(min(half, n)), *range(max(half, n - half), n)):
+        out[k] = statistics.median(listed[max(0, k - half) : k + half + 1])
+    return out

@@ -45,7 +45,7 @@ def compute_strides(
     """One Stride per pair of consecutive ICs of the same side, with that side's FC between.
 
     `gap_intervals` are (start_s, end_s) spans with missing data: strides overlapping one are
-    flagged GAP. Returned strides are sorted by start time.
+    dropped. Returned strides are sorted by start time.
     """
     t = angles.time_s
     obliquity = angles.get("pelvic_obliquity_deg")
@@ -68,6 +68,8 @@ def compute_strides(
             ic0, ic1 = float(ics[k]), float(ics[k + 1])
             if fc_idx[k] >= fcs.size or fcs[fc_idx[k]] >= ic1:
                 continue  # no toe-off inside: not a complete stride
+            if any(g0 < ic1 and g1 > ic0 for g0, g1 in gap_intervals):
+                continue  # its samples are partly missing: no stride may span a gap
             fc = float(fcs[fc_idx[k]])
             i0, i_fc, i1 = np.searchsorted(t, [ic0, fc, ic1])
             stride_time = ic1 - ic0
@@ -77,8 +79,6 @@ def compute_strides(
                 MIN_STANCE_FRACTION <= stance / stride_time <= MAX_STANCE_FRACTION
             ):
                 quality |= StrideQuality.IMPLAUSIBLE
-            if any(g0 < ic1 and g1 > ic0 for g0, g1 in gap_intervals):
-                quality |= StrideQuality.GAP
             strides.append(
                 Stride(
                     start_s=ic0,

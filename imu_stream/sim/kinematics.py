@@ -23,7 +23,13 @@ import numpy as np
 from imu_stream.records import SIDES, FloatArray
 from imu_stream.sim.params import GaitParams, SideParams, stride_values
 from imu_stream.sim.rotations import apply, rot_z, then_rotate
-from imu_stream.sim.shapes import plateau, smootherstep, stance_bump
+from imu_stream.sim.shapes import (
+    PeriodicCurve,
+    evaluate_together,
+    plateau,
+    smootherstep,
+    stance_bump,
+)
 
 SEGMENT_OF_LOCATION: dict[str, str] = {
     "sacrum": "pelvis",
@@ -183,6 +189,19 @@ def knee_angles_deg(
     return env * side.knee_flexion_deg(psi), env * valgus
 
 
+def pelvis_translation(params: GaitParams) -> list[PeriodicCurve]:
+    """Pelvis-centre displacement (m·Hz², heading frame x, y, z) of both legs' stances, as
+    curves of the left-leg stride phase."""
+    sides = list(params.sides.values())
+    return [
+        sum(
+            (s.translation[axis].shifted(s.offset) for s in sides[1:]),
+            sides[0].translation[axis].shifted(sides[0].offset),
+        )
+        for axis in range(3)
+    ]
+
+
 def evaluate_pose(params: GaitParams, t: FloatArray, locations: tuple[str, ...]) -> Pose:
     """Orientations of the segments the locations need, and the sensor positions."""
     t = np.asarray(t, dtype=np.float64)
@@ -198,11 +217,8 @@ def evaluate_pose(params: GaitParams, t: FloatArray, locations: tuple[str, ...])
     rotations = {"pelvis": pelvis}
 
     # Pelvis centre in the heading frame: each leg's stance moves it; sway while standing.
-    q = np.zeros((t.size, 3))
-    for side in params.sides.values():
-        psi, _ = _side_phase(params, phase, side)
-        for axis in range(3):
-            q[:, axis] += side.translation[axis](psi)
+    # A leg's ψ is the left phase minus its offset, so both legs fold into one curve per axis.
+    q = evaluate_together(pelvis_translation(params), phase)
     q *= (env / (freq * freq))[:, None]
     still = 1.0 - env
     q[:, 0] += still * params.sway_m * np.sin(2 * np.pi * params.sway_hz[2] * t)

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imu_stream.records import SIDES, STANDARD_GRAVITY, FloatArray
+from imu_stream.records import SIDES, FloatArray
 from imu_stream.sim.config import SPEED_RANGE_MPS, SimulationConfig
 from imu_stream.sim.shapes import PeriodicCurve
 from imu_stream.sim.timing import StrideClock
+from imu_stream.sim.translation import Translation, running_translation, walking_translation
 
 # Random streams of one seed (second entropy word); fixed forever so seeds stay reproducible.
 STREAM_SESSION = 1
@@ -21,9 +22,8 @@ STREAM_CLOCK = 2
 STREAM_STRIDES = 3
 STREAM_MOUNTING = 4
 STREAM_IMPACTS = 5
+STREAM_LOADING = 6  # weight-acceptance and impact transients of the pelvis
 STREAM_SENSOR_ERRORS = 100  # + index of the location in records.LOCATIONS
-
-_PHASE_GRID = 1024  # samples per stride when building band-limited translation curves
 
 
 def rng_for(seed: int, stream: int) -> np.random.Generator:
@@ -56,8 +56,9 @@ class SideParams:
     knee_swing_varus_deg: float
     # Pelvis-centre displacement of this leg's ground contact, heading frame (x fwd, y left,
     # z up), in m·Hz²: divided by the squared stride frequency it is metres, so its second
-    # time derivative is the contact's acceleration whatever the current cadence.
-    translation: tuple[PeriodicCurve, PeriodicCurve, PeriodicCurve]
+    # time derivative is the contact's acceleration whatever the current cadence
+    # (see `translation`).
+    translation: Translation
 
 
 @dataclass(frozen=True)
@@ -158,58 +159,6 @@ def _knee_flexion_curve(activity: str, duty: float, rng: np.random.Generator) ->
     return PeriodicCurve.from_control_points(points, harmonics=10)
 
 
-def _translation_curves(
-    activity: str,
-    side: str,
-    duty: float,
-    stride_hz: float,
-    speed: float,
-    rng: np.random.Generator,
-) -> tuple[PeriodicCurve, PeriodicCurve, PeriodicCurve]:
-    """Pelvis-centre displacement (m·Hz²) due to one leg's stance, heading frame.
-
-    Walking: inverted pendulum, highest and slowest at midstance. Running: spring–mass from a
-    ground reaction force on the stance only (ballistic flight, lowest at midstance), braking
-    then propulsion. Lateral sway toward the stance leg at stride frequency.
-    """
-    psi = np.arange(_PHASE_GRID) / _PHASE_GRID
-    mid = 0.5 * duty
-    f2 = stride_hz * stride_hz
-    lateral_sign = 1.0 if side == "left" else -1.0
-    walk = activity == "walk"
-    sway_pp = _uniform(rng, 0.015, 0.03) if walk else _uniform(rng, 0.01, 0.02)
-    lateral = lateral_sign * 0.25 * sway_pp * f2 * np.cos(2.0 * np.pi * (psi - mid))
-    lateral_curve = PeriodicCurve.from_samples(lateral, 4)
-    if walk:
-        frac = (speed - 0.8) / 0.8
-        vertical_pp = float(np.clip(0.02 + 0.03 * frac + rng.normal(0.0, 0.003), 0.02, 0.05))
-        speed_swing = _uniform(rng, 0.06, 0.12) * (0.7 + 0.6 * frac)  # ± m/s about the mean
-        step_wave = 4.0 * np.pi * (psi - mid)
-        vertical = 0.25 * vertical_pp * f2 * np.cos(step_wave)
-        forward = -0.5 * speed_swing / (4.0 * np.pi) * stride_hz * np.sin(step_wave)
-        return (
-            PeriodicCurve.from_samples(forward, 4),
-            lateral_curve,
-            PeriodicCurve.from_samples(vertical, 4),
-        )
-    x = np.minimum(psi / duty, 1.0)
-    stance = psi < duty
-    # Vertical ground reaction force ∝ sin^1.5(π x) in stance (peak ≈ 2.3–2.6 body weights),
-    # zero in flight; this leg carries half the weight on average, so the mean acceleration
-    # over the stride is zero.
-    force = np.where(stance, np.sin(np.pi * x) ** 1.5, 0.0)
-    acc_z = STANDARD_GRAVITY * (0.5 * force / force.mean() - 0.5)
-    braking = _uniform(rng, 0.3, 0.5) * STANDARD_GRAVITY
-    shape = np.where(stance, np.sin(2.0 * np.pi * x) * np.sin(np.pi * x) ** 2, 0.0)
-    acc_x = -braking * shape / 0.6495  # braking, then propulsion (peak 1, zero net)
-    # As curves of ψ, the double integrals of these accelerations (m/s²) are in m·Hz².
-    return (
-        PeriodicCurve.from_samples(acc_x, 40).double_integral(),
-        lateral_curve,
-        PeriodicCurve.from_samples(acc_z, 40).double_integral(),
-    )
-
-
 def draw_gait_params(config: SimulationConfig) -> GaitParams:
     rng = rng_for(config.seed, STREAM_SESSION)
     activity = config.activity
@@ -259,6 +208,7 @@ def draw_gait_params(config: SimulationConfig) -> GaitParams:
 
     walk = activity == "walk"
     per_stride = rng_for(config.seed, STREAM_STRIDES)
+    loading = rng_for(config.seed, STREAM_LOADING)
     sides: dict[str, SideParams] = {}
     for side in SIDES:
         cpd_mean = config.cpd_left_deg if side == "left" else config.cpd_right_deg
@@ -288,7 +238,11 @@ def draw_gait_params(config: SimulationConfig) -> GaitParams:
             knee_flexion_deg=_knee_flexion_curve(activity, duty, rng),
             knee_valgus_peaks_deg=knee_valgus_mean + 0.5 * knee_noise,
             knee_swing_varus_deg=_uniform(rng, 0.0, 2.0),
-            translation=_translation_curves(activity, side, duty, stride_hz, speed, rng),
+            translation=(
+                walking_translation(side, duty, stride_hz, speed, rng, loading)
+                if walk
+                else running_translation(side, duty, stride_hz, rng, loading)
+            ),
         )
 
     return GaitParams(
@@ -305,7 +259,9 @@ def draw_gait_params(config: SimulationConfig) -> GaitParams:
         sides=sides,
         tilt_mean_deg=_uniform(rng, -1.0, 1.0) if walk else _uniform(rng, 0.0, 3.0),
         tilt_amp_deg=_uniform(rng, 1.0, 2.0) if walk else _uniform(rng, 1.5, 3.0),
-        tilt_phase=_uniform(rng, 0.0, 1.0),
+        # Most anterior tilt (of two per stride) late in single stance when walking (Kadaba
+        # et al. 1990) and just after toe-off when running (Schache et al. 1999).
+        tilt_phase=_uniform(rng, 0.38, 0.46) if walk else _uniform(rng, 0.36, 0.46),
         rotation_mean_deg=float(np.clip(rng.normal(0.0, 1.0), -2.0, 2.0)),
         rotation_amp_deg=_uniform(rng, 3.0, 6.0) if walk else _uniform(rng, 4.0, 8.0),
         rotation_phase=_uniform(rng, -0.05, 0.05),

@@ -81,7 +81,35 @@ class PeriodicCurve:
     def scaled(self, factor: float) -> PeriodicCurve:
         return PeriodicCurve(self.mean * factor, self.coefs * factor)
 
+    def shifted(self, delta: float) -> PeriodicCurve:
+        """The curve of ψ − delta (a leg's curve as a curve of the other leg's phase)."""
+        k = np.arange(1, self.coefs.size + 1)
+        return PeriodicCurve(self.mean, self.coefs * np.exp(-2j * np.pi * k * delta))
+
+    def __add__(self, other: PeriodicCurve) -> PeriodicCurve:
+        size = max(self.coefs.size, other.coefs.size)
+        coefs = np.zeros(size, dtype=np.complex128)
+        coefs[: self.coefs.size] += self.coefs
+        coefs[: other.coefs.size] += other.coefs
+        return PeriodicCurve(self.mean + other.mean, coefs)
+
     def double_integral(self) -> PeriodicCurve:
         """The zero-mean periodic curve whose second ψ-derivative is this curve minus its mean."""
         k = np.arange(1, self.coefs.size + 1)
         return PeriodicCurve(0.0, self.coefs / (-((2.0 * np.pi * k) ** 2)))
+
+
+def evaluate_together(curves: Sequence[PeriodicCurve], psi: FloatArray) -> FloatArray:
+    """(n, len(curves)): several curves at the same phases, sharing the powers of e^{2πiψ}
+    (the cost of one curve with the most harmonics, plus one multiply-add per coefficient)."""
+    z = np.exp(2j * np.pi * np.asarray(psi, dtype=np.float64))
+    out = np.empty((z.size, len(curves)))
+    for j, curve in enumerate(curves):
+        out[:, j] = curve.mean
+    zk = z.copy()
+    for k in range(max(c.coefs.size for c in curves)):
+        for j, curve in enumerate(curves):
+            if k < curve.coefs.size:
+                out[:, j] += (curve.coefs[k] * zk).real
+        zk *= z
+    return out

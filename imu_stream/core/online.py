@@ -1,0 +1,542 @@
+"""The signal core as a stream: feed samples as they arrive, get results as soon as they are final.
+
+`OnlineProcessor` is the only way into the core: the live pipeline pushes packets as they come,
+`analyze` pushes a whole recording at once. Every computation runs on fixed blocks of the
+synchronised sample grid (`HOP_S`) and decides only what its data already settle, so the
+results do not depend on how the input was chunked: live and batch give the same strides.
+
+Stages per block: orientation (causal, see orientation.py) → segment angles → initial contacts
+on a sliding window, final `DECISION_DELAY_S` after they happen → sides (voted along the walking
+bout) → for each completed stride, its toe-off and metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from imu_stream.core.events import (
+    CANDIDATE_SUPPORT_S,
+    MAX_STEP_S,
+    MIN_STEP_S,
+    ic_candidates,
+    step_sequence,
+)
+from imu_stream.core.metrics import compute_strides
+from imu_stream.core.orientation import (
+    CausalLowpass,
+    HeadingState,
+    OrientationState,
+    track_heading,
+    track_orientation,
+)
+from imu_stream.core.process import (
+    Calibration,
+    Readiness,
+    SegmentAngles,
+    calibrate,
+    calibration_readiness,
+    chunk_angles,
+    side_scores,
+)
+from imu_stream.core.sides import (
+    BoutSides,
+    final_contact_time,
+    next_side,
+    shock_magnitude,
+    start_bout,
+)
+from imu_stream.core.sync import SyncedSignals
+from imu_stream.records import (
+    AngleSeries,
+    FloatArray,
+    GaitEvent,
+    Stride,
+    StrideQuality,
+)
+
+HOP_S = 0.5  # before calibration, readiness is judged at these steps of the grid
+DECISION_DELAY_S = 1.1  # a contact is final once this much signal follows it
+CONTEXT_S = 2.0  # signal before the unsettled part that candidate detection looks at
+STEP_CONTEXT_S = 5.0  # earlier candidates the step-sequence rules look at
+HISTORY_S = 10.0  # kept for strides that are still open
+BOUT_VOTE_CONTACTS = 5  # a new bout's sides are decided once it has this many contacts
+GAP_S = 0.1  # a longer hole in a sensor's samples is a data gap (shorter: interpolated)
+TURN_DEG_PER_STRIDE = 25.0
+LOW_CONFIDENCE = 0.2
+
+
+@dataclass(slots=True)
+class CalibrationState:
+    """What the live view shows about calibration."""
+
+    calibrated: bool
+    message: str  # e.g. "stand still 3 s, then start moving", "calibrated"
+
+
+@dataclass(slots=True)
+class CoreUpdate:
+    """Results that became final since the previous update."""
+
+    events: list[GaitEvent] = field(default_factory=list)
+    strides: list[Stride] = field(default_factory=list)
+    angles: AngleSeries = field(default_factory=lambda: AngleSeries(np.zeros(0), {}))
+    calibration: CalibrationState = field(
+        default_factory=lambda: CalibrationState(False, "stand still 3 s, then start moving")
+    )
+
+
+_AngleBlocks = list[tuple[FloatArray, dict[str, FloatArray]]]
+
+
+def _slice(signals: SyncedSignals, a: int, b: int) -> SyncedSignals:
+    out = SyncedSignals(time_s=signals.time_s[a:b], fs=signals.fs)
+    for loc in signals.acc:
+        out.acc[loc], out.gyr[loc] = signals.acc[loc][a:b], signals.gyr[loc][a:b]
+    return out
+
+
+@dataclass(slots=True)
+class _RawBuffer:
+    """One sensor's not yet synchronised samples."""
+
+    time_s: FloatArray = field(default_factory=lambda: np.zeros(0))
+    acc: FloatArray = field(default_factory=lambda: np.zeros((0, 3)))
+    gyr: FloatArray = field(default_factory=lambda: np.zeros((0, 3)))
+    pending: list[tuple[FloatArray, FloatArray, FloatArray]] = field(default_factory=list)
+    first_s: float | None = None
+    last_s: float | None = None
+
+    def merge(self) -> None:
+        if self.pending:
+            self.time_s = np.concatenate([self.time_s, *(p[0] for p in self.pending)])
+            self.acc = np.concatenate([self.acc, *(p[1] for p in self.pending)])
+            self.gyr = np.concatenate([self.gyr, *(p[2] for p in self.pending)])
+            self.pending.clear()
+
+
+@dataclass(slots=True)
+class _Series:
+    """A growing block of synchronised samples (time, per-location acc and gyro)."""
+
+    time_s: list[FloatArray] = field(default_factory=list)
+    acc: dict[str, list[FloatArray]] = field(default_factory=dict)
+    gyr: dict[str, list[FloatArray]] = field(default_factory=dict)
+
+    def signals(self, fs: float) -> SyncedSignals:
+        out = SyncedSignals(time_s=np.concatenate(self.time_s), fs=fs)
+        for loc in self.acc:
+            out.acc[loc] = np.concatenate(self.acc[loc])
+            out.gyr[loc] = np.concatenate(self.gyr[loc])
+        return out
+
+
+@dataclass(slots=True)
+class _Contact:
+    index: int  # on the synchronised grid
+    time_s: float
+    is_left: bool
+    bout: int
+    confidence: float
+
+
+class OnlineProcessor:
+    """Feeds the core with synchronised blocks and collects what becomes final.
+
+    Samples are on the session clock, sensor frame, SI units (acc m/s², gyro deg/s); each
+    location's times increase. `update()` returns what became final; `finish()` flushes.
+    """
+
+    def __init__(self, locations: Sequence[str], rate_hz: float) -> None:
+        if "sacrum" not in locations:
+            raise ValueError("the sacrum sensor is required")
+        if not rate_hz > 0:
+            raise ValueError(f"rate must be positive, not {rate_hz}")
+        self.locations = tuple(locations)
+        self.fs = float(rate_hz)
+        self.hop = max(1, round(HOP_S * self.fs))
+        self.gaps: list[tuple[float, float]] = []
+        self.calibration: Calibration | None = None
+        self._raw = {loc: _RawBuffer() for loc in self.locations}
+        self._t0: float | None = None
+        self._synced_n = 0  # grid samples produced so far
+        self._queue = _Series()  # synchronised, not yet processed
+        self._queue_n = 0
+        self._prefix = _Series()  # everything before calibration
+        self._prefix_n = 0
+        self._checked_n = 0
+        self._readiness = Readiness(False, "stand still 3 s, then start moving")
+        self._processed_n = 0
+        self._orientation: dict[str, OrientationState | None] = dict.fromkeys(self.locations)
+        self._heading: dict[str, HeadingState | None] = dict.fromkeys(self.locations)
+        self._lowpass = CausalLowpass.for_rate(self.fs)
+        self._last_thigh_acc: dict[str, FloatArray] = {}
+        self._history_start = 0  # grid index of the history's first sample
+        self._history: dict[str, FloatArray] = {}
+        self._candidate_index = np.zeros(0, dtype=np.int64)
+        self._candidate_strength = np.zeros(0)
+        self._candidates_done = 0
+        self._decided_candidates = 0
+        self._contacts: list[_Contact] = []
+        self._bout: BoutSides | None = None
+        self._bout_id = 0
+        self._finished = False
+
+    # --- input ---------------------------------------------------------------------------
+
+    def push(self, location: str, time_s: FloatArray, acc: FloatArray, gyr: FloatArray) -> None:
+        if location not in self._raw:
+            raise KeyError(f"unknown location {location!r}")
+        if self._finished:
+            raise RuntimeError("push after finish")
+        t = np.asarray(time_s, dtype=np.float64)
+        if t.size == 0:
+            return
+        buf = self._raw[location]
+        if buf.last_s is not None and t[0] <= buf.last_s:
+            raise ValueError(f"{location}: time does not increase at {t[0]:.6f} s")
+        times = t if buf.last_s is None else np.concatenate([[buf.last_s], t])
+        for k in np.flatnonzero(np.diff(times) > GAP_S):
+            self.gaps.append((float(times[k]), float(times[k + 1])))
+        if buf.first_s is None:
+            buf.first_s = float(t[0])
+        buf.last_s = float(t[-1])
+        buf.pending.append(
+            (t, np.asarray(acc, dtype=np.float64), np.asarray(gyr, dtype=np.float64))
+        )
+
+    # --- output --------------------------------------------------------------------------
+
+    @property
+    def calibration_state(self) -> CalibrationState:
+        if self._t0 is None:
+            waiting = [loc for loc, b in self._raw.items() if b.first_s is None]
+            return CalibrationState(False, f"waiting for {', '.join(waiting)}")
+        return CalibrationState(self.calibration is not None, self._readiness.message)
+
+    def update(self) -> CoreUpdate:
+        out = CoreUpdate()
+        self._synchronise()
+        self._advance(out, final=False)
+        out.calibration = self.calibration_state
+        return out
+
+    def finish(self) -> CoreUpdate:
+        """Process everything pushed, deciding the last contacts without look-ahead."""
+        out = CoreUpdate()
+        if self._finished:
+            out.calibration = self.calibration_state
+            return out
+        self._synchronise()
+        self._advance(out, final=True)
+        self._finished = True
+        out.calibration = self.calibration_state
+        return out
+
+    # --- synchronisation -----------------------------------------------------------------
+
+    def _synchronise(self) -> None:
+        """Interpolate every sensor onto the grid t0 + k / fs up to the oldest sensor's last
+        sample (t0: the latest first sample)."""
+        if any(b.first_s is None for b in self._raw.values()):
+            return
+        if self._t0 is None:
+            self._t0 = max(b.first_s for b in self._raw.values() if b.first_s is not None)
+        end = min(b.last_s for b in self._raw.values() if b.last_s is not None)
+        last_k = int(np.floor((end - self._t0) * self.fs + 1e-9))
+        if last_k < self._synced_n:
+            return
+        k = np.arange(self._synced_n, last_k + 1)
+        grid = self._t0 + k / self.fs
+        self._queue.time_s.append(grid)
+        for loc, buf in self._raw.items():
+            buf.merge()
+            acc = np.column_stack([np.interp(grid, buf.time_s, buf.acc[:, j]) for j in range(3)])
+            gyr = np.column_stack([np.interp(grid, buf.time_s, buf.gyr[:, j]) for j in range(3)])
+            self._queue.acc.setdefault(loc, []).append(acc)
+            self._queue.gyr.setdefault(loc, []).append(gyr)
+            # Keep the samples that bracket the next grid point.
+            keep = max(0, int(np.searchsorted(buf.time_s, grid[-1], side="right")) - 1)
+            buf.time_s, buf.acc, buf.gyr = buf.time_s[keep:], buf.acc[keep:], buf.gyr[keep:]
+        self._synced_n = last_k + 1
+        self._queue_n += k.size
+
+    # --- calibration, then blocks --------------------------------------------------------
+
+    def _advance(self, out: CoreUpdate, final: bool) -> None:
+        angle_blocks: _AngleBlocks = []
+        queued = self._queue.signals(self.fs) if self._queue_n else None
+        used = 0
+        if queued is not None and self.calibration is None:
+            # Before calibration, readiness is judged at whole blocks of the grid only, so
+            # the moment of calibration does not depend on how the data arrived.
+            usable = self._queue_n if final else self._queue_n // self.hop * self.hop
+            while used < usable and self.calibration is None:
+                self._extend_prefix(_slice(queued, used, min(used + self.hop, usable)))
+                used = min(used + self.hop, usable)
+                if self._prefix_n % self.hop == 0:
+                    self._readiness = calibration_readiness(
+                        np.concatenate(self._prefix.acc["sacrum"]),
+                        np.concatenate(self._prefix.gyr["sacrum"]),
+                        self.fs,
+                    )
+                if self._readiness.ready:
+                    self._start(out, angle_blocks)
+        if queued is not None and self.calibration is not None and used < self._queue_n:
+            self._process_block(_slice(queued, used, self._queue_n), out, angle_blocks)
+            used = self._queue_n
+        if queued is not None:
+            rest = _slice(queued, used, self._queue_n)
+            self._queue = _Series(
+                [rest.time_s],
+                {k: [v] for k, v in rest.acc.items()},
+                {k: [v] for k, v in rest.gyr.items()},
+            )
+            self._queue_n -= used
+        if final:
+            if self.calibration is None and self._prefix_n > 0:
+                self._readiness = Readiness(True, "calibrated from the whole (short) recording")
+                self._start(out, angle_blocks)
+            if self.calibration is not None:
+                self._find_candidates(final=True)
+                self._decide(out, final=True)
+        if angle_blocks:
+            names = angle_blocks[0][1].keys()
+            out.angles = AngleSeries(
+                np.concatenate([t for t, _ in angle_blocks]),
+                {n: np.concatenate([c[n] for _, c in angle_blocks]) for n in names},
+            )
+
+    def _extend_prefix(self, block: SyncedSignals) -> None:
+        self._prefix.time_s.append(block.time_s)
+        for loc in block.acc:
+            self._prefix.acc.setdefault(loc, []).append(block.acc[loc])
+            self._prefix.gyr.setdefault(loc, []).append(block.gyr[loc])
+        self._prefix_n += block.time_s.size
+
+    def _start(self, out: CoreUpdate, angle_blocks: _AngleBlocks) -> None:
+        prefix = self._prefix.signals(self.fs)
+        self._prefix = _Series()
+        self.calibration = calibrate(prefix)
+        self._process_block(prefix, out, angle_blocks)
+
+    def _process_block(
+        self, block: SyncedSignals, out: CoreUpdate, angle_blocks: _AngleBlocks
+    ) -> None:
+        """Orientation and angles of a block (any length: both are causal recursions), then
+        the contacts it settles."""
+        cal = self.calibration
+        assert cal is not None
+        sensor_rot: dict[str, FloatArray] = {}
+        segment_rot: dict[str, FloatArray] = {}
+        heading: dict[str, FloatArray] = {}
+        for loc in self.locations:
+            sensor_rot[loc], self._orientation[loc] = track_orientation(
+                self._orientation[loc],
+                block.time_s,
+                block.acc[loc],
+                block.gyr[loc],
+                cal.gyro_bias_dps[loc],
+                self.fs,
+                cal.start_rotation[loc],
+            )
+            segment_rot[loc] = sensor_rot[loc] @ cal.alignment[loc].sensor_to_segment
+            heading[loc], self._heading[loc] = track_heading(
+                self._heading[loc], segment_rot[loc], self._lowpass
+            )
+        chunk = chunk_angles(sensor_rot, segment_rot, heading, block.acc["sacrum"])
+        angle_blocks.append((block.time_s, chunk.columns))
+        self._extend_history(block, chunk)
+        self._processed_n += block.time_s.size
+        self._find_candidates(final=False)
+        self._decide(out, final=False)
+        self._trim_history()
+
+    def _extend_history(self, block: SyncedSignals, chunk: SegmentAngles) -> None:
+        new: dict[str, FloatArray] = {
+            "time_s": block.time_s,
+            "vertical": chunk.vertical_acc,
+            "lateral": chunk.lateral_acc,
+            "heading": chunk.pelvis_heading_rad,
+            **chunk.columns,
+        }
+        for side, pitch in chunk.thigh_pitch_deg.items():
+            new[f"pitch_{side}"] = pitch
+            loc = f"{side}_thigh"
+            acc = block.acc[loc]
+            previous = self._last_thigh_acc.get(loc, acc[:1])
+            new[f"shock_{side}"] = shock_magnitude(np.concatenate([previous, acc]), self.fs)[1:]
+            self._last_thigh_acc[loc] = acc[-1:]
+        if self._history:
+            new = {k: np.concatenate([self._history[k], v]) for k, v in new.items()}
+        self._history = new
+
+    def _trim_history(self) -> None:
+        """Keep what open strides and undecided contacts can still need."""
+        oldest_needed = min(
+            self._processed_n - round(HISTORY_S * self.fs),
+            self._next_decision_index() - round(HISTORY_S * self.fs),
+        )
+        drop = oldest_needed - self._history_start
+        if drop > 0:
+            self._history = {k: v[drop:] for k, v in self._history.items()}
+            self._history_start += drop
+
+    # --- events, sides, strides ----------------------------------------------------------
+
+    def _find_candidates(self, final: bool) -> None:
+        """Candidate contacts settled by the signal so far (see events.ic_candidates)."""
+        settle_to = self._processed_n - (0 if final else round(CANDIDATE_SUPPORT_S * self.fs))
+        if settle_to <= self._candidates_done:
+            return
+        start = max(self._history_start, self._candidates_done - round(CONTEXT_S * self.fs))
+        vertical = self._history["vertical"][start - self._history_start :]
+        peaks, strength = ic_candidates(vertical, self.fs)
+        peaks = peaks + start
+        new = (peaks >= self._candidates_done) & (peaks < settle_to)
+        self._candidate_index = np.concatenate([self._candidate_index, peaks[new]])
+        self._candidate_strength = np.concatenate([self._candidate_strength, strength[new]])
+        self._candidates_done = settle_to
+
+    def _next_decision_index(self) -> int:
+        pending = self._candidate_index[self._decided_candidates :]
+        return int(pending[0]) if pending.size else self._processed_n
+
+    def _decide(self, out: CoreUpdate, final: bool) -> None:
+        """Decide each candidate once the signal reaches DECISION_DELAY_S past it, from the
+        candidates settled by then; at the end of the data, from all of them."""
+        delay = round(DECISION_DELAY_S * self.fs)
+        visible_after = delay - round(CANDIDATE_SUPPORT_S * self.fs)
+        while self._decided_candidates < self._candidate_index.size:
+            c = int(self._candidate_index[self._decided_candidates])
+            if not final and c + delay > self._processed_n:
+                return
+            lo = c - round(STEP_CONTEXT_S * self.fs)
+            hi = c + visible_after if not final else self._processed_n + 1
+            sel = (self._candidate_index >= lo) & (self._candidate_index < hi)
+            peaks = self._candidate_index[sel]
+            keep = step_sequence(peaks, self._candidate_strength[sel], self.fs)
+            accepted = peaks[keep]
+            self._commit(accepted, c, out, final)
+            self._decided_candidates += 1
+
+    def _commit(self, accepted: np.ndarray, up_to: int, out: CoreUpdate, final: bool) -> None:
+        after = self._contacts[-1].index if self._contacts else -1
+        new = np.flatnonzero((accepted > after) & (accepted <= up_to))
+        if new.size == 0:
+            return
+        if self._starts_bout(int(accepted[new[0]])) and not final:
+            # Hold a new bout's first contacts until enough steps vote on its sides.
+            steps = np.diff(accepted[new])
+            chain = (
+                1 + int(np.argmax(steps > MAX_STEP_S * self.fs))
+                if np.any(steps > MAX_STEP_S * self.fs)
+                else new.size
+            )
+            if chain < BOUT_VOTE_CONTACTS:
+                return
+        # The cues need the signal around the contacts only: score on that stretch.
+        a = max(0, int(accepted[0]) - self._history_start - round(self.fs))
+        b = int(accepted[-1]) - self._history_start + round(self.fs)
+        local = accepted - self._history_start - a
+        shock = {
+            side: self._history[f"shock_{side}"][a:b]
+            for side in ("left", "right")
+            if f"shock_{side}" in self._history
+        }
+        scores = side_scores(local, self._history["lateral"][a:b], shock, self.fs)
+        for pos in new:
+            self._add_contact(int(accepted[pos]), scores[pos:], out)
+
+    def _add_contact(self, index: int, scores_ahead: FloatArray, out: CoreUpdate) -> None:
+        time_s = self._time_of(index)
+        previous = self._contacts[-1] if self._contacts else None
+        if previous is not None and index - previous.index < MIN_STEP_S * self.fs:
+            return  # the same contact seen again from a later window
+        if self._starts_bout(index):
+            self._bout = start_bout(scores_ahead)
+            self._bout_id += 1
+        assert self._bout is not None
+        is_left = next_side(self._bout, float(scores_ahead[0]))
+        contact = _Contact(index, time_s, is_left, self._bout_id, self._bout.confidence)
+        self._contacts.append(contact)
+        self._contacts = self._contacts[-8:]
+        side = "left" if is_left else "right"
+        out.events.append(GaitEvent(time_s, side, "IC"))
+        self._close_stride(contact, out)
+
+    def _starts_bout(self, index: int) -> bool:
+        """Whether a contact at `index` would begin a new walking bout."""
+        previous = self._contacts[-1] if self._contacts else None
+        if previous is None or self._bout is None:
+            return True
+        time_s = self._time_of(index)
+        return index - previous.index > MAX_STEP_S * self.fs or any(
+            g0 < time_s and g1 > previous.time_s for g0, g1 in self.gaps
+        )
+
+    def _time_of(self, index: int) -> float:
+        assert self._t0 is not None
+        return float(self._t0 + index / self.fs)
+
+    def _close_stride(self, end: _Contact, out: CoreUpdate) -> None:
+        """The stride that `end` completes: from the previous contact of the same side in the
+        same bout, with exactly one contralateral contact in between."""
+        bout = [c for c in self._contacts[:-1] if c.bout == end.bout]
+        if len(bout) < 2:
+            return
+        start, middle = bout[-2], bout[-1]
+        if start.is_left != end.is_left or middle.is_left == end.is_left:
+            return
+        h0 = start.index - self._history_start
+        h1 = end.index - self._history_start
+        if h0 < 0:
+            return
+        side = "left" if end.is_left else "right"
+        time_s = self._history["time_s"]
+        pitch = self._history.get(f"pitch_{side}")
+        fc = final_contact_time(time_s, start.time_s, end.time_s, middle.time_s, pitch)
+        if fc is None:
+            return
+        lo, hi = max(0, h0 - 1), h1 + 2
+        names = [n for n in self._history if n.endswith("_deg")]
+        angles = AngleSeries(time_s[lo:hi], {n: self._history[n][lo:hi] for n in names})
+        events = [
+            GaitEvent(start.time_s, side, "IC"),
+            GaitEvent(fc, side, "FC"),
+            GaitEvent(end.time_s, side, "IC"),
+        ]
+        strides = compute_strides(angles, events, self.gaps)
+        if not strides:
+            return
+        stride = strides[0]
+        quality = StrideQuality(stride.quality)
+        heading = self._history["heading"]
+        if abs(np.degrees(heading[min(h1, heading.size - 1)] - heading[h0])) > TURN_DEG_PER_STRIDE:
+            quality |= StrideQuality.TURN
+        if min(start.confidence, end.confidence) < LOW_CONFIDENCE:
+            quality |= StrideQuality.LOW_CONFIDENCE
+        out.events.append(GaitEvent(fc, side, "FC"))
+        out.strides.append(replace(stride, quality=int(quality)))
+
+
+def merge_updates(updates: Sequence[CoreUpdate]) -> CoreUpdate:
+    """One update holding everything of several consecutive ones."""
+    out = CoreUpdate()
+    blocks = [u.angles for u in updates if u.angles.time_s.size]
+    for u in updates:
+        out.events += u.events
+        out.strides += u.strides
+    out.events.sort(key=lambda e: (e.time_s, e.side, e.event))
+    out.strides.sort(key=lambda s: (s.start_s, s.side))
+    if blocks:
+        names = blocks[0].columns.keys()
+        out.angles = AngleSeries(
+            np.concatenate([b.time_s for b in blocks]),
+            {n: np.concatenate([b.columns[n] for b in blocks]) for n in names},
+        )
+    if updates:
+        out.calibration = updates[-1].calibration
+    return out
