@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imu_stream.devices import metawear as mw
+from imu_stream.devices import metawear_processors as dp
 from imu_stream.devices import movesense as ms
 from imu_stream.devices.profiles import metawear_profile
 from imu_stream.records import SampleBlock
@@ -69,9 +70,45 @@ def movesense_valid(rng: np.random.Generator) -> list[bytes]:
     return packets
 
 
+def processor_specs(profile: mw.MetaWearProfile) -> list[dp.ProcessorSpec]:
+    """Processors 0–3: accounter(acc); packer(gyro, 2) and an accounter over it; a counting
+    accounter over gyro."""
+    acc, gyro = dp.motion_source(profile, "acc"), dp.motion_source(profile, "gyro")
+    return [
+        dp.accounter_spec(profile, acc),
+        dp.packer_spec(profile, gyro, 2),
+        dp.accounter_spec(profile, dp.processor_source(profile, 1, 6)),
+        dp.accounter_spec(profile, gyro, time=False),
+    ]
+
+
+def with_processors(decoder: mw.MetaWearDecoder) -> mw.MetaWearDecoder:
+    """Set the processors up as a host does: each add, then the board's reply."""
+    for pid, spec in enumerate(processor_specs(decoder.profile)):
+        decoder.observe_command(dp.build_processor_add(decoder.profile, spec))
+        decoder.feed(dp.build_processor_created(decoder.profile, pid))
+    return decoder
+
+
+def processor_valid(profile: mw.MetaWearProfile, rng: np.random.Generator) -> list[bytes]:
+    pid = int(rng.choice([0, 2, 3]))
+    specs = dict(enumerate(processor_specs(profile)))
+    chain = dp.resolve_chain(profile, specs, pid)
+    assert chain is not None
+    raw = rng.integers(-(2**15), 2**15, 3 * chain.samples).astype("<i2").tobytes()
+    tick = int(rng.integers(0, 2**32))
+    packet = bytes((0x09, 0x03, pid)) + dp.encode_payload(chain, raw, lambda i: tick + 7 * i)
+    if rng.random() < 0.05:  # setup traffic: an add and the board's answer
+        add = dp.build_processor_add(profile, specs[pid])
+        return [add, dp.build_processor_created(profile, pid), packet]
+    return [packet]
+
+
 def metawear_valid(rng: np.random.Generator) -> list[bytes]:
     profile = PROFILES[int(rng.integers(0, 2))]
-    choice = int(rng.integers(0, 6))
+    choice = int(rng.integers(0, 8))
+    if choice >= 6:
+        return processor_valid(profile, rng)
     if choice < 4:
         signal = ("acc", "acc_packed", "gyro", "gyro_packed")[choice]
         n = 3 if signal.endswith("packed") else 1
@@ -158,15 +195,29 @@ def test_metawear_decoder_survives_fuzz() -> None:
     def fuzz(seed: int, extras: list[bytes]) -> None:
         nonlocal fed
         packets = batch(seed, extras, metawear_valid)
-        decoders = [mw.MetaWearDecoder(p, acc_range_g=16, gyro_range_dps=2000) for p in PROFILES]
+        decoders = [
+            with_processors(mw.MetaWearDecoder(p, acc_range_g=16, gyro_range_dps=2000))
+            for p in PROFILES
+        ]
+        before = [d.stats.packets for d in decoders]
         produced = 0
         for packet in packets:
             for decoder in decoders:
-                decoder.observe_command(packet)  # random bytes may look like a range change
-                produced += check_blocks(list(decoder.feed(packet)))
-        assert all(d.stats.packets == len(packets) for d in decoders)
+                # random bytes may look like a range change or a processor add/remove
+                decoder.observe_command(packet)
+                messages = list(decoder.feed(packet))
+                produced += check_blocks(messages)
+                accounted.update(
+                    m.kind for m in messages if isinstance(m, SampleBlock) and "_" in m.kind
+                )
+        assert all(
+            d.stats.packets - b == len(packets) for d, b in zip(decoders, before, strict=True)
+        )
         assert produced > 0
         fed += len(packets)
 
+    accounted: set[str] = set()
     fuzz()
     assert fed >= 100_000
+    # the accounter form was in the mix and decoded (time: acc, gyro; count mode: gyro)
+    assert {"acc_accounter", "gyro_accounter", "gyro_packer"} <= accounted

@@ -1,8 +1,10 @@
 """Clock model: device time → session clock per sensor stream, gaps, and one common time grid.
 
 Every notification is placed on its stream's device sample grid (sample index k of its first
-sample). Movesense packets carry the device timestamp of their first sample, so k follows from
-timestamp jumps. MetaWear streams carry no time: k follows from the host receive times against
+sample). Movesense packets carry the device timestamp of their first sample, and MetaWear
+notifications through the accounter the board's tick when they leave (after their last sample):
+there k follows from device-time jumps, so a gap is sized exactly. Plain MetaWear streams (sample
+counters) carry no time: k follows from the host receive times against
 their median latency over the segment, so a late notification is told apart from a lost one
 as long as the latency spread stays under one packet period (beyond that, a wrong call stays
 a one-packet error). The session time of sample k is then `a + b·k/rate`: `b` (rate/drift) is
@@ -114,8 +116,10 @@ def _pooled_slope(x: FloatArray, y: FloatArray, seg: FloatArray) -> float | None
 class StreamClock:
     """Place one stream's notifications on its device sample grid and map them to session time.
 
-    `timestamped=True`: notifications carry the device time of their first sample in ms
-    (Movesense). Otherwise the sample index is inferred from receive times (MetaWear).
+    `timestamped=True`: notifications carry a device time in ms (Movesense: of their first
+    sample, wrapping at 2³² ms; MetaWear accounter: its ticks in ms, of the last sample —
+    `stamps_last_sample=True` — wrapping at `wrap_ms`). Otherwise the sample index is inferred
+    from receive times (MetaWear sample counters).
     Call `mark_reconnect()` after a reconnection: the next notification starts a new segment
     and the samples missed meanwhile count as skipped, not lost.
     """
@@ -129,9 +133,15 @@ class StreamClock:
         min_fit_span_s: float = 10.0,
         refit_every: int = 32,
         centre_window_s: float = 30.0,
+        wrap_ms: float = WRAP_MS,
+        stamps_last_sample: bool = False,
     ) -> None:
         if not rate_hz > 0:
             raise ValueError(f"stream rate must be positive, not {rate_hz}")
+        if not wrap_ms > 0:
+            raise ValueError(f"device time must wrap at a positive period, not {wrap_ms}")
+        self.wrap_ms = float(wrap_ms)
+        self.stamps_last_sample = stamps_last_sample
         self.rate_hz = float(rate_hz)
         self.period_s = 1.0 / self.rate_hz
         self.timestamped = timestamped
@@ -174,6 +184,10 @@ class StreamClock:
             raise ValueError("a notification must carry at least one sample")
         if self.timestamped and device_timestamp_ms is None:
             raise ValueError("a timestamped stream needs the device timestamp of each block")
+        if device_timestamp_ms is not None and self.stamps_last_sample:
+            # the time of the first sample, one fitted device period per sample earlier
+            first_ms = device_timestamp_ms - (n_samples - 1) * self.device_period_ms
+            device_timestamp_ms = first_ms % self.wrap_ms
         reconnect = self._pending_reconnect
         self._pending_reconnect = False
         if self._next_index is None:
@@ -200,11 +214,11 @@ class StreamClock:
 
     def _place_timestamped(self, ts: float, n: int, reconnect: bool) -> Placement:
         assert self._next_index is not None
-        dt = (ts - self._prev_ts) % WRAP_MS
+        dt = (ts - self._prev_ts) % self.wrap_ms
         self._prev_ts = ts
         steps = dt / self.device_period_ms
         segment = len(self._seg_start) - 1
-        if dt > WRAP_MS / 2 or steps < self._prev_n - 0.5 or dt > MAX_JUMP_S * 1000.0:
+        if dt > self.wrap_ms / 2 or steps < self._prev_n - 0.5 or dt > MAX_JUMP_S * 1000.0:
             # the device clock restarted (reboot) or jumped: continue the index, new segment
             self._ts_unwrapped += self._prev_n * self.device_period_ms
             return Placement(self._next_index, n, 0, 0, segment + 1, True, "clock_reset")
@@ -229,9 +243,7 @@ class StreamClock:
             if centre is not None:
                 k_last = (host - centre) / step
                 first = max(self._next_index, round(k_last) - n + 1)
-            return Placement(
-                first, n, 0, first - self._next_index, segment + 1, True, "disconnect"
-            )
+            return Placement(first, n, 0, first - self._next_index, segment + 1, True, "disconnect")
         centre = self._centre(segment, packet)
         if centre is None:
             return Placement(self._next_index, n, 0, 0, segment, False)
@@ -391,7 +403,8 @@ class SessionRecorder:
     """Collect every sensor's decoded blocks and produce recordings on the session clock.
 
     Blocks must carry `host_time_s`, `location` and `device_timestamp_ms` (the collector fills
-    the last one for MetaWear from its inferred sample counter). Gap markers with reason
+    the last one for MetaWear from the sample index it placed: from the accounter ticks, or the
+    sample counter inferred from receive times). Gap markers with reason
     "disconnect" start a new clock segment on that sensor.
     """
 
@@ -416,9 +429,7 @@ class SessionRecorder:
             timestamped = block.device_timestamp_ms is not None
             clock = StreamClock(self.rates_hz[loc], timestamped=timestamped)
             data = self._streams[key] = _StreamData(clock)
-        placement = data.clock.place(
-            block.host_time_s, block.n_samples, block.device_timestamp_ms
-        )
+        placement = data.clock.place(block.host_time_s, block.n_samples, block.device_timestamp_ms)
         data.placements.append(placement)
         n = block.n_samples
         for name in ("acc", "gyro", "mag"):
@@ -451,9 +462,7 @@ class SessionRecorder:
             index = np.concatenate(
                 [p.first_index + np.arange(p.n_samples) for p in data.placements]
             )
-            seg = np.concatenate(
-                [np.full(p.n_samples, p.segment) for p in data.placements]
-            )
+            seg = np.concatenate([np.full(p.n_samples, p.segment) for p in data.placements])
             times = np.asarray(intercepts)[seg] + step * index
             values = np.concatenate(getattr(data, name))
             order = np.argsort(times, kind="stable")

@@ -1,8 +1,10 @@
 """`imu-stream decode`: hex packets (as pasted from nRF Connect logs) → JSON-ready records.
 
 Commands written to the sensor may be pasted along with the notifications: a Movesense SUBSCRIBE
-tells which resource a reference streams, a MetaWear range configuration sets the scale. They
-produce no output themselves. Pure: the CLI does the printing.
+tells which resource a reference streams, a MetaWear range configuration sets the scale, and a
+MetaWear data-processor add (with the board's `[09 02 id]` reply after it) tells what an
+accounter's `[09 03 id …]` notifications carry. Commands produce no output themselves.
+Pure: the CLI does the printing.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from imu_stream.devices.metawear import BatteryState, MetaWearDecoder, ModuleInfo
+from imu_stream.devices.metawear import (
+    BatteryState,
+    MetaWearDecoder,
+    MetaWearMessage,
+    ModuleInfo,
+    ProcessorCreated,
+)
 from imu_stream.devices.movesense import GspCommandResult, GspDecoder
 from imu_stream.devices.profiles import (
     DEVICE_NAMES,
@@ -117,7 +125,9 @@ def decode_packets(
     return report
 
 
-def _metawear_record(message: SampleBlock | ModuleInfo | BatteryState) -> dict[str, Any]:
+def _metawear_record(message: MetaWearMessage) -> dict[str, Any]:
+    if isinstance(message, ProcessorCreated):
+        return {"kind": "processor_created", "processor_id": message.processor_id}
     if isinstance(message, ModuleInfo):
         return {
             "kind": "module_info",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imu_stream.devices import metawear_processors as dp
 from imu_stream.devices.common import DecodeStats
 from imu_stream.devices.profiles import MetaWearProfile, metawear_profile
 from imu_stream.records import STANDARD_GRAVITY, FloatArray, SampleBlock
@@ -80,7 +81,8 @@ class MetaWearCommand:
         return bool(self.register & 0x80)
 
 
-MetaWearMessage = SampleBlock | ModuleInfo | BatteryState
+ProcessorCreated = dp.ProcessorCreated
+MetaWearMessage = SampleBlock | ModuleInfo | BatteryState | ProcessorCreated
 
 
 def _profile(profile: MetaWearProfile | None) -> MetaWearProfile:
@@ -264,10 +266,26 @@ def streaming_commands(
     """Configure, subscribe, enable and start accelerometer + gyroscope streaming (SDK order)."""
     acc_signal, gyro_signal = ("acc_packed", "gyro_packed") if packed else ("acc", "gyro")
     return [
-        build_acc_config(profile, rate_hz, acc_range_g),
-        build_gyro_config(profile, rate_hz, gyro_range_dps),
+        *configure_commands(profile, rate_hz, acc_range_g, gyro_range_dps),
         build_subscribe(profile, acc_signal),
         build_subscribe(profile, gyro_signal),
+        *start_commands(profile, rate_hz),
+    ]
+
+
+def configure_commands(
+    profile: MetaWearProfile, rate_hz: float, acc_range_g: int, gyro_range_dps: int
+) -> list[bytes]:
+    """Accelerometer and gyroscope rate and range."""
+    return [
+        build_acc_config(profile, rate_hz, acc_range_g),
+        build_gyro_config(profile, rate_hz, gyro_range_dps),
+    ]
+
+
+def start_commands(profile: MetaWearProfile, rate_hz: float) -> list[bytes]:
+    """Enable sampling and start both sensors (after their subscriptions or processors)."""
+    return [
         build_acc_sampling(profile, True),
         build_gyro_sampling(profile, True),
         build_acc_start(profile, rate_hz),
@@ -303,6 +321,17 @@ def _counts(values: FloatArray, lsb: float) -> bytes:
     return struct.pack(f"<{len(counts)}h", *counts)
 
 
+def motion_counts(
+    profile: MetaWearProfile, signal: str, values: FloatArray, range_value: int
+) -> bytes:
+    """(N, 3) samples as the sensor's int16 counts: acc in m/s² (range in g), gyro in deg/s."""
+    if signal.startswith("acc"):
+        return _counts(values / STANDARD_GRAVITY, profile.acc.lsb_per_g[range_value])
+    if signal.startswith("gyro"):
+        return _counts(values, profile.gyro.lsb_per_dps[range_value])
+    raise ValueError(f"{signal!r} is not an accelerometer or gyroscope signal")
+
+
 def encode_motion(
     profile: MetaWearProfile,
     signal: str,
@@ -315,12 +344,7 @@ def encode_motion(
     a multiple of three). Values beyond the range saturate like the sensor.
     """
     module, register = signal_register(profile, signal)
-    if signal.startswith("acc"):
-        raw = _counts(values / STANDARD_GRAVITY, profile.acc.lsb_per_g[range_value])
-    elif signal.startswith("gyro"):
-        raw = _counts(values, profile.gyro.lsb_per_dps[range_value])
-    else:
-        raise ValueError(f"{signal!r} is not an accelerometer or gyroscope signal")
+    raw = motion_counts(profile, signal, values, range_value)
     per = PACKED_SAMPLES if signal.endswith("_packed") else 1
     n = len(raw) // 6
     if n % per:
@@ -344,10 +368,14 @@ def encode_fusion(
 
 
 def build_module_info_reply(
-    profile: MetaWearProfile, module: int, implementation: int | None, revision: int = 0
+    profile: MetaWearProfile,
+    module: int,
+    implementation: int | None,
+    revision: int = 0,
+    extra: bytes = b"",
 ) -> bytes:
     head = bytes((module, profile.read_flag))
-    return head if implementation is None else head + bytes((implementation, revision))
+    return head if implementation is None else head + bytes((implementation, revision)) + extra
 
 
 def build_battery_reply(profile: MetaWearProfile, charge_pct: int, voltage_mv: int) -> bytes:
@@ -394,10 +422,52 @@ class MetaWearDecoder:
         self._fusion: dict[int, str] = {
             int(getattr(fusion, name.removeprefix("fusion_"))): name for name in _FUSION_LAYOUT
         }
+        self._processors: dict[int, dp.ProcessorSpec] = {}
+        # The add awaiting the board's id: hosts add one processor at a time and give up on
+        # one that got no reply (the SDK times out), so only the latest add can be answered.
+        self._pending: dp.ProcessorSpec | None = None
+        self._chains: dict[int, dp.ProcessorChain | None] = {}
+
+    # --- data processors --------------------------------------------------------------------
+
+    def register_processor(self, processor_id: int, spec: dp.ProcessorSpec) -> None:
+        """Declare a processor the board has (as its add reply would)."""
+        self._processors[processor_id] = spec
+        self._chains.clear()
+
+    def processor_chain(self, processor_id: int) -> dp.ProcessorChain | None:
+        """The acc/gyro chain behind a processor's notifications, None if not decodable."""
+        if processor_id not in self._chains:
+            self._chains[processor_id] = dp.resolve_chain(
+                self.profile, self._processors, processor_id
+            )
+        return self._chains[processor_id]
+
+    def processor_ids(self) -> list[int]:
+        return sorted(self._processors)
+
+    def _observe_processor_command(self, data: bytes) -> bool:
+        table = self.profile.data_processor
+        spec = dp.parse_processor_add(self.profile, data)
+        if spec is not None:
+            self._pending = spec
+            return True
+        if len(data) == 3 and data[1] == table.remove:
+            self._processors.pop(data[2], None)
+            self._chains.clear()
+            return True
+        if len(data) == 2 and data[1] == table.remove_all:
+            self._processors.clear()
+            self._pending = None
+            self._chains.clear()
+            return True
+        return False
 
     def observe_command(self, data: bytes) -> bool:
         """Track range changes from a command written to the board; True if it was a config."""
         p = self.profile
+        if data[:1] == bytes((p.data_processor.module,)) and self._observe_processor_command(data):
+            return True
         if len(data) != 4:
             return False
         if data[0] == p.module_acc and data[1] == p.acc.data_config:
@@ -423,6 +493,14 @@ class MetaWearDecoder:
         if motion is not None:
             return self._motion_block(motion[0], motion[1], packet)
         p = self.profile
+        if key[0] == p.data_processor.module:
+            if key[1] == p.data_processor.notify and len(packet) > 3:
+                return self._processor_block(packet)
+            if key[1] == p.data_processor.add and len(packet) == 3:
+                if self._pending is not None:
+                    self.register_processor(packet[2], self._pending)
+                    self._pending = None
+                return self._reply(ProcessorCreated(packet[2]))
         if key[0] == p.module_fusion and key[1] in self._fusion:
             return self._fusion_block(self._fusion[key[1]], packet)
         if key[1] == p.read_flag:
@@ -445,7 +523,7 @@ class MetaWearDecoder:
         stats.unknown += 1
         return []
 
-    def _reply(self, reply: ModuleInfo | BatteryState) -> list[MetaWearMessage]:
+    def _reply(self, reply: ModuleInfo | BatteryState | ProcessorCreated) -> list[MetaWearMessage]:
         self.stats.decoded += 1
         return [reply]
 
@@ -467,6 +545,36 @@ class MetaWearDecoder:
         stats.decoded += 1
         stats.samples += per
         return [block]
+
+    def _processor_block(self, packet: bytes) -> list[MetaWearMessage]:
+        stats = self.stats
+        chain = self.processor_chain(packet[2])
+        if chain is None:
+            stats.unknown += 1
+            return []
+        groups = dp.split_payload(chain, packet[3:])
+        if groups is None:
+            if len(packet) - 3 < chain.payload_bytes:
+                stats.truncated += 1
+            else:
+                stats.malformed += 1
+            return []
+        if chain.signal == "acc":
+            scale = STANDARD_GRAVITY / self.profile.acc.lsb_per_g[self.acc_range_g]
+        else:
+            scale = 1.0 / self.profile.gyro.lsb_per_dps[self.gyro_range_dps]
+        kind = f"{chain.signal}_accounter" if chain.timed else f"{chain.signal}_packer"
+        out: list[MetaWearMessage] = []
+        for tick, raw in groups:
+            values = np.frombuffer(raw, dtype="<i2").astype(np.float64).reshape(-1, 3) * scale
+            block = SampleBlock(kind=kind)
+            setattr(block, chain.signal, values)
+            if tick is not None:
+                block.device_timestamp_ms = dp.tick_ms(self.profile, tick)
+            out.append(block)
+        stats.decoded += 1
+        stats.samples += chain.samples
+        return out
 
     def _fusion_block(self, signal: str, packet: bytes) -> list[MetaWearMessage]:
         stats = self.stats

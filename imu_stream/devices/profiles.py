@@ -125,6 +125,27 @@ class FusionTable:
 
 
 @dataclass(frozen=True, slots=True)
+class DataProcessorTable:
+    """The firmware's data-processing module: what the accounter (tick prefix) needs."""
+
+    module: int
+    add: int
+    notify: int
+    remove: int
+    notify_enable: int
+    remove_all: int
+    no_source_id: int
+    max_processors: int
+    packer: int
+    accounter: int
+    accounter_time_mode: int
+    accounter_count_mode: int
+    accounter_length: int
+    accounter_prescale: int
+    tick_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class MetaWearProfile:
     device: str
     variant: str
@@ -143,6 +164,7 @@ class MetaWearProfile:
     acc: BoschAccTable
     gyro: BoschGyroTable
     fusion: FusionTable
+    data_processor: DataProcessorTable
     settings_connection_params: int
     settings_battery_state: int
     debug_disconnect: int
@@ -245,14 +267,16 @@ def _metawear(data: dict[str, Any]) -> MetaWearProfile:
         odr_codes=_int_keys(gyro["odr_codes"], "gyro.odr_codes"),
         bandwidth=int(gyro["bandwidth"]),
         range_codes=_int_keys(gyro["range_codes"], "gyro.range_codes"),
-        lsb_per_dps={
-            k: float(v) for k, v in _int_keys(gyro["lsb_per_dps"], "lsb_per_dps").items()
-        },
+        lsb_per_dps={k: float(v) for k, v in _int_keys(gyro["lsb_per_dps"], "lsb_per_dps").items()},
         default_range_dps=int(gyro["default_range_dps"]),
     )
     fusion_table = FusionTable(
         **{k: int(v) for k, v in fusion.items() if k != "corrected_acc_scale"},
         corrected_acc_scale=float(fusion["corrected_acc_scale"]),
+    )
+    dp = data["data_processor"]
+    dp_table = DataProcessorTable(
+        **{k: int(v) for k, v in dp.items() if k != "tick_s"}, tick_s=float(dp["tick_s"])
     )
     device = data["device"]
     return MetaWearProfile(
@@ -273,6 +297,7 @@ def _metawear(data: dict[str, Any]) -> MetaWearProfile:
         acc=acc_table,
         gyro=gyro_table,
         fusion=fusion_table,
+        data_processor=dp_table,
         settings_connection_params=int(data["settings"]["connection_params"]),
         settings_battery_state=int(data["settings"]["battery_state"]),
         debug_disconnect=int(data["debug"]["disconnect"]),

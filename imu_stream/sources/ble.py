@@ -6,8 +6,10 @@ only timestamp (session clock) and enqueue; one consumer task decodes, places ev
 its sensor's clock (`core.clock.StreamClock`) and publishes:
 
 - `SampleBlock` per notification: `location`, `host_time_s` (receive time on the session
-  clock) and `device_timestamp_ms` set — the Movesense device time, or for MetaWear (which sends
-  no time) the sample counter inferred by the clock model, as ms at the nominal rate;
+  clock) and `device_timestamp_ms` set — the Movesense device time, or for MetaWear the sample
+  index the clock model placed, as ms at the nominal rate: from the board's accounter ticks
+  when the sensor is configured with `accounter` (exact gap sizes), else inferred from the
+  receive times (the board then sends no time);
 - `SensorStatus` per sensor about once a second and on every (dis)connection;
 - `SensorGap` when samples are missing: dropped notifications (≥ `gap_marker_min_s`), a
   disconnection (after the sensor is back) or a device clock reset.
@@ -36,6 +38,7 @@ from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError, BleakErro
 
 from imu_stream.core.clock import DEFAULT_MAX_INTERP_GAP_S, SensorGap, StreamClock, stream_name
 from imu_stream.devices import metawear as mw
+from imu_stream.devices import metawear_processors as dp
 from imu_stream.devices import movesense as ms
 from imu_stream.devices.common import DecodeStats
 from imu_stream.devices.profiles import (
@@ -179,7 +182,8 @@ class SensorSpec:
     family: str | None = None  # movesense | metawear | metawear-bmi160 | metawear-bmi270
     rate_hz: float | None = None
     resource: str | None = None  # Movesense: IMU6 or IMU9
-    packed: bool | None = None  # MetaWear: packed notifications (3 samples each)
+    packed: bool | None = None  # MetaWear: packed notifications (3 samples each; 2 with ticks)
+    accounter: bool | None = None  # MetaWear: board ticks on every notification (the accounter)
     acc_range_g: int | None = None
     gyro_range_dps: int | None = None
 
@@ -218,7 +222,7 @@ def parse_sensor_option(text: str) -> SensorSpec:
 def sensors_from_session_toml(path: Path) -> list[SensorSpec]:
     """The `[sensors]` table of session.toml: `sacrum = "ADDRESS"` or `[sensors.sacrum]` tables
     with `address` (or `name`), and optional `family`, `rate_hz`, `resource`, `packed`,
-    `acc_range_g`, `gyro_range_dps`."""
+    `accounter`, `acc_range_g`, `gyro_range_dps`."""
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -244,6 +248,7 @@ def sensors_from_session_toml(path: Path) -> list[SensorSpec]:
                 rate_hz=float(entry["rate_hz"]) if "rate_hz" in entry else None,
                 resource=entry.get("resource"),
                 packed=bool(entry["packed"]) if "packed" in entry else None,
+                accounter=bool(entry["accounter"]) if "accounter" in entry else None,
                 acc_range_g=int(entry["acc_range_g"]) if "acc_range_g" in entry else None,
                 gyro_range_dps=int(entry["gyro_range_dps"]) if "gyro_range_dps" in entry else None,
             )
@@ -326,6 +331,7 @@ class _Sensor:
         self.profile: MovesenseProfile | MetaWearProfile | None = None
         self.rate_hz = 0.0
         self.clocks: dict[str, StreamClock] = {}
+        self.tick_wrap_ms = 0.0  # > 0 while MetaWear notifications carry accounter ticks
         self.acks: dict[str, asyncio.Event] = {}
         self.replies: asyncio.Queue[object] = asyncio.Queue()
         self.last_time: float | None = None  # session time of the latest sample
@@ -535,7 +541,12 @@ class BleCollector:
                 profile.write_uuid, ms.build_unsubscribe(DATA_REF, profile), response=True
             )
         elif isinstance(profile, MetaWearProfile):
-            for command in mw.stop_commands(profile, self._packed(sensor)):
+            commands = mw.stop_commands(profile, self._packed(sensor))
+            if sensor.tick_wrap_ms > 0 and isinstance(sensor.decoder, mw.MetaWearDecoder):
+                for pid in sensor.decoder.processor_ids():
+                    commands.append(dp.build_processor_notify(profile, pid, False))
+                commands.append(dp.build_processor_remove_all(profile))
+            for command in commands:
                 await client.write_gatt_char(profile.command_uuid, command, response=False)
 
     # --- configuration and streaming ----------------------------------------------------------
@@ -557,9 +568,7 @@ class BleCollector:
             await self._start_metawear(sensor, client, on_notify)
         while not sensor.disconnected.is_set():
             try:
-                await asyncio.wait_for(
-                    sensor.disconnected.wait(), self.config.battery_interval_s
-                )
+                await asyncio.wait_for(sensor.disconnected.wait(), self.config.battery_interval_s)
             except TimeoutError:
                 with contextlib.suppress(BleakError, TimeoutError, OSError):
                     await self._read_battery(sensor, client)
@@ -613,9 +622,11 @@ class BleCollector:
         refusal = asyncio.ensure_future(
             self._reply(
                 sensor,
-                lambda r: isinstance(r, ms.GspCommandResult)
-                and r.ref == DATA_REF
-                and (r.status or 0) >= 400,
+                lambda r: (
+                    isinstance(r, ms.GspCommandResult)
+                    and r.ref == DATA_REF
+                    and (r.status or 0) >= 400
+                ),
                 timeout,
             )
         )
@@ -664,11 +675,22 @@ class BleCollector:
         decoder.stats = sensor.decoder.stats
         sensor.decoder = decoder
         sensor.acks = {"acc": asyncio.Event(), "gyro": asyncio.Event()}
+        packed = self._packed(sensor)
         commands = [mw.build_connection_parameters(p, 7.5, 15.0, 0, 4000.0)]
-        commands += mw.streaming_commands(p, rate, acc_range, gyro_range, self._packed(sensor))
+        sensor.tick_wrap_ms = 0.0
+        if sensor.spec.accounter and await self._has_data_processor(sensor, client, p):
+            # Accounters instead of the plain subscriptions, on a board cleared of processors
+            # (they outlive connections); then enable and start.
+            commands += mw.configure_commands(p, rate, acc_range, gyro_range)
+            commands.append(dp.build_processor_remove_all(p))
+            for command in commands:
+                await self._write_metawear(sensor, client, command)
+            sensor.tick_wrap_ms = await self._add_accounters(sensor, client, packed)
+            commands = mw.start_commands(p, rate)
+        else:
+            commands += mw.streaming_commands(p, rate, acc_range, gyro_range, packed)
         for command in commands:
-            decoder.observe_command(command)
-            await client.write_gatt_char(p.command_uuid, command, response=False)
+            await self._write_metawear(sensor, client, command)
         try:
             await asyncio.wait_for(
                 asyncio.gather(*(e.wait() for e in sensor.acks.values())), timeout
@@ -677,6 +699,59 @@ class BleCollector:
             raise SensorProtocolError("no accelerometer/gyroscope data after start") from exc
         with contextlib.suppress(BleakError, TimeoutError, OSError):
             await self._read_battery(sensor, client)
+
+    async def _write_metawear(self, sensor: _Sensor, client: BleakClient, command: bytes) -> None:
+        assert isinstance(sensor.decoder, mw.MetaWearDecoder)
+        assert isinstance(sensor.profile, MetaWearProfile)
+        sensor.decoder.observe_command(command)
+        await client.write_gatt_char(sensor.profile.command_uuid, command, response=False)
+
+    async def _has_data_processor(
+        self, sensor: _Sensor, client: BleakClient, p: MetaWearProfile
+    ) -> bool:
+        module = p.data_processor.module
+        await self._write_metawear(sensor, client, mw.build_module_info_read(p, module))
+        info = await self._reply(
+            sensor,
+            lambda r: isinstance(r, mw.ModuleInfo) and r.module == module,
+            self.config.command_timeout_s,
+        )
+        if isinstance(info, mw.ModuleInfo) and info.implementation is not None:
+            return True
+        log.warning("%s: no data-processing module, timing by sample counters", sensor.location)
+        return False
+
+    async def _add_processor(
+        self, sensor: _Sensor, client: BleakClient, spec: dp.ProcessorSpec
+    ) -> int:
+        assert isinstance(sensor.profile, MetaWearProfile)
+        await self._write_metawear(sensor, client, dp.build_processor_add(sensor.profile, spec))
+        reply = await self._reply(
+            sensor, lambda r: isinstance(r, mw.ProcessorCreated), self.config.command_timeout_s
+        )
+        if not isinstance(reply, mw.ProcessorCreated):
+            raise SensorProtocolError("the board did not create a data processor")
+        return reply.processor_id
+
+    async def _add_accounters(self, sensor: _Sensor, client: BleakClient, packed: bool) -> float:
+        """An accounter (over a packer when packed) per signal, notifying; the tick wrap in ms."""
+        p, decoder = sensor.profile, sensor.decoder
+        assert isinstance(p, MetaWearProfile) and isinstance(decoder, mw.MetaWearDecoder)
+        wrap_ms = 0.0
+        for signal in ("acc", "gyro"):
+            source = dp.motion_source(p, signal)
+            if packed:
+                count = dp.accounter_pack_count(p)
+                pid = await self._add_processor(sensor, client, dp.packer_spec(p, source, count))
+                source = dp.processor_source(p, pid, source.length)
+            pid = await self._add_processor(sensor, client, dp.accounter_spec(p, source))
+            chain = decoder.processor_chain(pid)
+            if chain is None or not chain.timed:
+                raise SensorProtocolError(f"accounter {pid} over {signal} not decodable")
+            wrap_ms = dp.tick_wrap_ms(p, chain)
+            await self._write_metawear(sensor, client, dp.build_processor_notify(p, pid, True))
+        await self._write_metawear(sensor, client, dp.build_processor_notifications(p))
+        return wrap_ms
 
     def _packed(self, sensor: _Sensor) -> bool:
         if sensor.spec.packed is not None:
@@ -739,8 +814,18 @@ class BleCollector:
         stream = stream_name(block)
         clock = sensor.clocks.get(stream)
         if clock is None:
-            clock = StreamClock(sensor.rate_hz, timestamped=sensor.family == "movesense")
+            if sensor.tick_wrap_ms > 0:
+                clock = StreamClock(
+                    sensor.rate_hz,
+                    timestamped=True,
+                    wrap_ms=sensor.tick_wrap_ms,
+                    stamps_last_sample=True,
+                )
+            else:
+                clock = StreamClock(sensor.rate_hz, timestamped=sensor.family == "movesense")
             sensor.clocks[stream] = clock
+        if clock.timestamped != (block.device_timestamp_ms is not None):
+            return  # a notification of another timing than the stream's (a stale processor)
         placement = clock.place(t, block.n_samples, block.device_timestamp_ms)
         first, segment = placement.first_index, placement.segment
         first_time = clock.sample_time(first, segment)

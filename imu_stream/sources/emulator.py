@@ -4,12 +4,13 @@ The emulated peripherals implement the vendors' GATT command protocols as the fi
 (see `devices/`): Movesense HELLO/SUBSCRIBE/UNSUBSCRIBE with DATA + DATA_PART2 packetization,
 refused subscriptions (507) and silently failing bad paths, all subscriptions dropped on
 disconnect; MetaWear module-info reads, accelerometer/gyroscope configure-subscribe-enable-start
-sequences with plain and packed notifications, battery reads, connection parameters and the
-board-side disconnect. Samples come from a `SignalSource` (the simulator's recordings) on the
-sensor's own sample grid: the device clock runs `clock_drift_ppm` off the air clock, and each
-notification is sent when its last sample is taken, then delivered after the radio latency
-(`base_latency_s` plus up to `jitter_s`, order kept as on a BLE link). Knobs drop notifications,
-inject garbage and cut the link at given times.
+sequences with plain and packed notifications, the data-processing module's packer and
+accounter (tick-prefixed notifications; processors outlive a connection, as on the board),
+battery reads, connection parameters and the board-side disconnect. Samples come from a
+`SignalSource` (the simulator's recordings) on the sensor's own sample grid: the device clock
+runs `clock_drift_ppm` off the air clock, and each notification is sent when its last sample is
+taken, then delivered after the radio latency (`base_latency_s` plus up to `jitter_s`, order
+kept as on a BLE link). Knobs drop notifications, inject garbage and cut the link at given times.
 
 The collector talks to these peripherals through `bleak.BleakClient` / `BleakScanner` with the
 custom backends below (`EmulatorTransport` builds them), so everything above the codec runs the
@@ -42,6 +43,7 @@ from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakDeviceNotFoundError, BleakError
 
 from imu_stream.devices import metawear as mw
+from imu_stream.devices import metawear_processors as dp
 from imu_stream.devices import movesense as ms
 from imu_stream.devices.profiles import (
     MetaWearProfile,
@@ -75,6 +77,9 @@ class EmulatorKnobs:
     advertising_interval_s: float = 0.1
     rssi_dbm: int = -62
     battery_service: bool = True  # Movesense: standard Battery Service present
+    # MetaWear: firmware with the data-processing module, so a host can set up the accounter
+    # (tick-prefixed notifications) and packer; off, module info reports the module absent.
+    data_processor: bool = True
     seed: int = 0
 
 
@@ -267,9 +272,7 @@ class EmulatedPeripheral:
 
     family = "unknown"
 
-    def __init__(
-        self, address: str, name: str, source: SignalSource, knobs: EmulatorKnobs
-    ) -> None:
+    def __init__(self, address: str, name: str, source: SignalSource, knobs: EmulatorKnobs) -> None:
         self.address = address
         self.name = name
         self.source = source
@@ -415,7 +418,12 @@ class EmulatedPeripheral:
             for char_uuid, props in chars:
                 size = self.max_notification()
                 char = BleakGATTCharacteristic(
-                    None, handle, char_uuid, props, lambda s=size: s, service  # type: ignore[misc]
+                    None,
+                    handle,
+                    char_uuid,
+                    props,
+                    lambda s=size: s,  # type: ignore[misc]
+                    service,
                 )
                 collection.add_characteristic(char)  # also adds it to its service
                 handle += 2
@@ -512,6 +520,13 @@ class MovesensePeripheral(EmulatedPeripheral):
 
 
 @dataclass(slots=True)
+class _Processor:
+    spec: dp.ProcessorSpec
+    notify: bool = False
+    outputs: int = 0  # notifications so far (an accounter in count mode sends this)
+
+
+@dataclass(slots=True)
 class _MotionState:
     odr_hz: float
     range_value: int
@@ -538,6 +553,9 @@ class MetaWearPeripheral(EmulatedPeripheral):
         super().__init__(address, name, source, knobs or EmulatorKnobs())
         self.profile: MetaWearProfile = metawear_profile(f"metawear-{variant}")
         self.connection_parameters: bytes | None = None
+        # Processors live in the board until removed, across connections.
+        self.processors: dict[int, _Processor] = {}
+        self.processor_notifications = False
         self._init_state()
 
     def _init_state(self) -> None:
@@ -565,6 +583,8 @@ class MetaWearPeripheral(EmulatedPeripheral):
             self._motion_command(self.acc, "acc", cmd)
         elif cmd.module == p.module_gyro:
             self._motion_command(self.gyro, "gyro", cmd)
+        elif cmd.module == p.data_processor.module and self.knobs.data_processor:
+            self._processor_command(cmd)
         elif cmd.module == p.module_settings:
             if cmd.register == p.settings_connection_params and len(cmd.data) == 8:
                 self.connection_parameters = cmd.data
@@ -584,6 +604,12 @@ class MetaWearPeripheral(EmulatedPeripheral):
             p.module_fusion: 0,
             p.module_debug: 0,
         }
+        if self.knobs.data_processor:
+            implementations[p.data_processor.module] = 0
+        if module == p.data_processor.module and self.knobs.data_processor:
+            # revision 2 and the processor capacity byte, as the SDK's test boards report
+            extra = bytes((p.data_processor.max_processors,))
+            return mw.build_module_info_reply(p, module, 0, 2, extra)
         return mw.build_module_info_reply(p, module, implementations.get(module), 1)
 
     def _motion_command(self, state: _MotionState, sensor: str, cmd: mw.MetaWearCommand) -> None:
@@ -613,16 +639,63 @@ class MetaWearPeripheral(EmulatedPeripheral):
                 state.subscribed.discard(signal)
         else:
             return
-        self._update_streams(state)
+        self._update_streams(state, sensor)
 
-    def _update_streams(self, state: _MotionState) -> None:
+    def _processor_command(self, cmd: mw.MetaWearCommand) -> None:
+        """The data-processing module; only the packer and the accounter are emulated (other
+        processor types get no reply, so a host times out as on a board without them)."""
+        p = self.profile
+        table = p.data_processor
+        if cmd.register == table.add:
+            spec = dp.parse_processor_add(p, bytes((cmd.module, cmd.register)) + cmd.data)
+            free = sorted(set(range(table.max_processors)) - set(self.processors))
+            if spec is None or not free:
+                return
+            candidate = {pid: proc.spec for pid, proc in self.processors.items()}
+            candidate[free[0]] = spec
+            if dp.resolve_chain(p, candidate, free[0]) is None:
+                return
+            self.processors[free[0]] = _Processor(spec)
+            self.send_reply(p.notify_uuid, dp.build_processor_created(p, free[0]))
+        elif cmd.register == table.notify_enable and len(cmd.data) == 2:
+            proc = self.processors.get(cmd.data[0])
+            if proc is not None:
+                proc.notify = bool(cmd.data[1])
+        elif cmd.register == table.notify and len(cmd.data) == 1:
+            self.processor_notifications = bool(cmd.data[0])
+        elif cmd.register == table.remove and len(cmd.data) == 1:
+            self.processors.pop(cmd.data[0], None)
+        elif cmd.register == table.remove_all and not cmd.data:
+            self.processors.clear()
+        else:
+            return
+        self._update_streams(self.acc, "acc")
+        self._update_streams(self.gyro, "gyro")
+
+    def _processor_chains(self, sensor: str) -> dict[str, tuple[int, dp.ProcessorChain]]:
+        """Notifying processors over this sensor's signal, by stream key."""
+        if not self.processor_notifications:
+            return {}
+        specs = {pid: proc.spec for pid, proc in self.processors.items()}
+        out = {}
+        for pid, proc in self.processors.items():
+            chain = dp.resolve_chain(self.profile, specs, pid) if proc.notify else None
+            if chain is not None and chain.signal == sensor:
+                out[f"processor-{pid}"] = (pid, chain)
+        return out
+
+    def _update_streams(self, state: _MotionState, sensor: str) -> None:
         running = state.powered and state.interrupt
-        wanted = state.subscribed if running else set()
+        chains = self._processor_chains(sensor) if running else {}
+        wanted = (state.subscribed | set(chains)) if running else set()
         for signal in list(state.streams):
             if signal not in wanted:
                 state.streams.pop(signal).stop()
         for signal in wanted - set(state.streams):
-            state.streams[signal] = self._stream(state, signal)
+            if signal in chains:
+                state.streams[signal] = self._processor_stream(state, *chains[signal])
+            else:
+                state.streams[signal] = self._stream(state, signal)
 
     def _stream(self, state: _MotionState, signal: str) -> _Stream:
         p = self.profile
@@ -634,6 +707,31 @@ class MetaWearPeripheral(EmulatedPeripheral):
             return mw.encode_motion(p, signal, acc if use_acc else gyr, range_value)
 
         return _Stream(self, state.odr_hz, per, p.notify_uuid, encode)
+
+    def _processor_stream(
+        self, state: _MotionState, processor_id: int, chain: dp.ProcessorChain
+    ) -> _Stream:
+        p = self.profile
+        range_value, rate = state.range_value, state.odr_hz
+        tick_s = p.data_processor.tick_s
+        proc = self.processors[processor_id]
+        head = bytes((p.data_processor.module, p.data_processor.notify, processor_id))
+        counting = any(s.kind == "accounter" for s in chain.steps) and not chain.timed
+
+        def encode(tick: int, acc: FloatArray, gyr: FloatArray, mag: FloatArray) -> list[bytes]:
+            values = acc if chain.signal == "acc" else gyr
+            raw = mw.motion_counts(p, chain.signal, values, range_value)
+
+            def prefix_at(i: int) -> int:
+                if counting:
+                    proc.outputs += 1
+                    return proc.outputs - 1
+                # the board's tick counter when the sample's output leaves (device clock)
+                return math.floor((tick + i) / rate / tick_s)
+
+            return [head + dp.encode_payload(chain, raw, prefix_at)]
+
+        return _Stream(self, rate, chain.samples, p.notify_uuid, encode)
 
     def reset(self) -> None:
         # Streaming needs a connection: a dropped link leaves the board idle, unsubscribed.
