@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -169,14 +171,197 @@ def scan(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for the demo outputs."),
+    out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for the CSVs and report."),
     duration: float = typer.Option(60.0, "--duration", help="Seconds of simulated running."),
     seed: int = typer.Option(0, "--seed"),
+    speed: float = typer.Option(
+        1.0, "--speed", help="Times real time (0: as fast as possible)."
+    ),
+    no_view: bool = typer.Option(False, "--no-view", help="No live view (progress lines)."),
+    data_dir: Path = DATA_DIR_OPTION,
 ) -> None:
-    """The embedded default: a simulated runner with three sensors, analysed and summarised."""
+    """The embedded default: a simulated runner with three sensors through the live pipeline,
+    then export (CSVs + analysis) and the run report."""
     from imu_stream.demo import demo_command
 
-    demo_command(out=out, duration=duration, seed=seed)
+    with _user_errors():
+        demo_command(
+            out=out, duration_s=duration, seed=seed, speed=speed, data_dir=data_dir,
+            view=not no_view,
+        )
+
+
+# --- live pipeline (issue: live session pipeline) -------------------------------------------
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """The live commands' expected failures as one-line errors."""
+    from imu_stream.live.command import UsageError
+    from imu_stream.session_io import SessionFormatError
+    from imu_stream.sinks.journal import JournalError
+    from imu_stream.sources.ble import BluetoothUnavailableError, SensorConfigError
+
+    try:
+        yield
+    except (
+        UsageError, BluetoothUnavailableError, SensorConfigError, SessionFormatError, JournalError
+    ) as exc:
+        fail(str(exc))
+
+
+@app.command()
+def run(
+    sensor: list[str] = typer.Option(
+        [], "--sensor", help="LOCATION=ADDRESS or name suffix, e.g. sacrum=AA:BB:…; repeat."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="session.toml with a [sensors] table (--sensor overrides)."
+    ),
+    simulate: str | None = typer.Option(
+        None, "--simulate", help="walk | run: the simulator through emulated sensors."
+    ),
+    replay: Path | None = typer.Option(
+        None, "--replay", help="Session folder (CSV) or journaled session to replay."
+    ),
+    athlete: str | None = typer.Option(None, "--athlete"),
+    activity: str | None = typer.Option(None, "--activity", help="walk | run | unknown"),
+    duration: float | None = typer.Option(
+        None, "--duration", help="Seconds to record (simulate: seconds of gait, default 60)."
+    ),
+    speed: float = typer.Option(
+        1.0, "--speed", help="Replay/simulate: times real time (0: as fast as possible)."
+    ),
+    no_view: bool = typer.Option(False, "--no-view", help="Headless: progress lines only."),
+    influx: str | None = typer.Option(
+        None, "--influx", help="InfluxDB URL (also IMU_STREAM_INFLUX_* variables)."
+    ),
+    influx_db: str | None = typer.Option(None, "--influx-db", help="InfluxDB database."),
+    mqtt: str | None = typer.Option(
+        None, "--mqtt", help="MQTT broker, mqtt[s]://[user:pass@]host[:port][/prefix]."
+    ),
+    thresholds: Path | None = typer.Option(
+        None, "--thresholds", help="TOML with the view's colour bands (see README)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Simulate: random seed."),
+    data_dir: Path = DATA_DIR_OPTION,
+) -> None:
+    """Record a live session: sensors → journal → live analysis → view (+ InfluxDB, MQTT)."""
+    from imu_stream.live.command import RunOptions, run_command
+
+    options = RunOptions(
+        sensors=list(sensor),
+        config=config,
+        simulate=simulate,
+        replay=replay,
+        athlete=athlete,
+        activity=activity,
+        duration_s=duration,
+        data_dir=data_dir,
+        speed=speed,
+        view=not no_view,
+        influx_url=influx,
+        influx_db=influx_db,
+        mqtt_url=mqtt,
+        seed=seed,
+        thresholds=thresholds,
+    )
+    with _user_errors():
+        run_command(options)
+
+
+# --- scale-out over MQTT (issue: InfluxDB, MQTT and Grafana) -----------------------------------
+
+
+@app.command()
+def collect(
+    sensor: list[str] = typer.Option(
+        [], "--sensor", help="LOCATION=ADDRESS or name suffix, e.g. sacrum=AA:BB:…; repeat."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="session.toml with a [sensors] table (--sensor overrides)."
+    ),
+    simulate: str | None = typer.Option(
+        None, "--simulate", help="walk | run: the simulator through emulated sensors."
+    ),
+    replay: Path | None = typer.Option(
+        None, "--replay", help="Session folder (CSV) or journaled session to replay."
+    ),
+    athletes: int = typer.Option(
+        1, "--athletes", help="Simulate: this many athletes side by side (seeds seed…seed+N−1)."
+    ),
+    athlete: str | None = typer.Option(None, "--athlete"),
+    activity: str | None = typer.Option(None, "--activity", help="walk | run | unknown"),
+    duration: float | None = typer.Option(
+        None, "--duration", help="Seconds to record (simulate: seconds of gait, default 60)."
+    ),
+    speed: float = typer.Option(1.0, "--speed", help="Replay/simulate: times real time (> 0)."),
+    mqtt: str | None = typer.Option(
+        None, "--mqtt", help="MQTT broker, mqtt[s]://[user:pass@]host[:port][/prefix]."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Simulate: random seed."),
+    data_dir: Path = DATA_DIR_OPTION,
+) -> None:
+    """Collect sessions onto the MQTT bus: sensors → journal + raw blocks, status and session
+    info (no processing; `imu-stream process` does that)."""
+    from imu_stream.bus.command import CollectOptions, collect_command
+    from imu_stream.live.command import RunOptions
+
+    options = RunOptions(
+        sensors=list(sensor),
+        config=config,
+        simulate=simulate,
+        replay=replay,
+        athlete=athlete,
+        activity=activity,
+        duration_s=duration,
+        data_dir=data_dir,
+        speed=speed,
+        view=False,
+        mqtt_url=mqtt,
+        seed=seed,
+    )
+    with _user_errors():
+        collect_command(CollectOptions(options, athletes=athletes))
+
+
+@app.command()
+def process(
+    shard: str = typer.Option("0/1", "--shard", help="I/N: process the sessions of shard I of N."),
+    mqtt: str | None = typer.Option(
+        None, "--mqtt", help="MQTT broker, mqtt[s]://[user:pass@]host[:port][/prefix]."
+    ),
+    influx: str | None = typer.Option(
+        None, "--influx", help="InfluxDB URL (also IMU_STREAM_INFLUX_* variables)."
+    ),
+    influx_db: str | None = typer.Option(None, "--influx-db", help="InfluxDB database."),
+    client_id: str | None = typer.Option(
+        None, "--client-id", help="MQTT client id (default: derived from shard and prefix)."
+    ),
+    idle_timeout: float = typer.Option(
+        120.0, "--idle-timeout", help="Finish a session after this many seconds without data."
+    ),
+    stats: Path | None = typer.Option(
+        None, "--stats", help="Write per-session counters as JSON here at exit."
+    ),
+    data_dir: Path = DATA_DIR_OPTION,
+) -> None:
+    """Process the sessions of one shard from the MQTT bus: strides, events and angles back on
+    the bus and into InfluxDB. Runs until SIGTERM or Ctrl-C."""
+    from imu_stream.bus.command import ProcessOptions, process_command
+
+    options = ProcessOptions(
+        shard=shard,
+        mqtt_url=mqtt,
+        influx_url=influx,
+        influx_db=influx_db,
+        client_id=client_id,
+        data_dir=data_dir,
+        stats=stats,
+        idle_timeout_s=idle_timeout,
+    )
+    with _user_errors():
+        process_command(options)
 
 
 if __name__ == "__main__":

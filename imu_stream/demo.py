@@ -1,59 +1,89 @@
-"""`imu-stream demo`: the embedded default — a simulated runner, analysed, summarised."""
+"""`imu-stream demo`: the embedded default — a simulated runner through the live pipeline.
+
+Simulator → emulated Movesense (sacrum) and MetaMotion (thighs) sensors → the BLE collector and
+codecs → journal → live processor → live view; then the session is exported (CSV + analysis)
+and the run report written. Everything the user needs is printed at the end.
+"""
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from rich.table import Table
+from rich.console import Console
 
-from imu_stream.analyze import analyze_session, write_analysis
-from imu_stream.sim.config import SimulationConfig
-from imu_stream.sim.session import simulate, write_simulated_session
-
-
-def _fmt(value: object, digits: int = 1) -> str:
-    return "–" if value is None else f"{float(value):.{digits}f}"  # type: ignore[arg-type]
+from imu_stream.live.command import DEMO_CPD_DEG, RunOptions, run_command
+from imu_stream.pipeline import RunResult
 
 
-def demo_command(out: Path, duration: float, seed: int) -> None:
-    from imu_stream.cli import console
+@dataclass(slots=True)
+class DemoOutputs:
+    result: RunResult
+    session_dir: Path  # the journal
+    export_dir: Path  # CSVs + analysis
+    report_html: Path
 
-    config = SimulationConfig(
-        activity="run",
-        duration_s=duration,
-        rate_hz=200.0,
+
+def demo_command(
+    out: Path,
+    duration_s: float,
+    seed: int,
+    speed: float,
+    data_dir: Path,
+    view: bool = True,
+) -> DemoOutputs:
+    """A simulated runner (sacrum + both thighs) through the live pipeline, then export and
+    report. Prints where everything is."""
+    from imu_stream.sinks.export import export_session
+    from imu_stream.sinks.journal import JournalReader
+    from imu_stream.sinks.report import load_report_data, render_report
+
+    err = Console(stderr=True)
+    opts = RunOptions(
+        simulate="run",
+        athlete="demo runner",
+        data_dir=data_dir,
+        speed=speed,
+        view=view,
         seed=seed,
-        cpd_left_deg=5.0,
-        cpd_right_deg=7.0,
+        simulation_duration_s=duration_s,
     )
-    with console.status("simulating a runner (sacrum + both thighs, 200 Hz)…"):
-        session = simulate(config)
-        session_dir = out / "session"
-        write_simulated_session(session, session_dir)
-    with console.status("analysing: orientation, gait events, strides, metrics…"):
-        result = analyze_session(session.recordings, session.info)
-        analysis_dir = out / "analysis"
-        write_analysis(result, analysis_dir)
-    per_side = result.summary["per_side"]
-    table = Table(title=f"Simulated run, {duration:g} s: per-stride means (SD)")
-    table.add_column("metric")
-    table.add_column("left", justify="right")
-    table.add_column("right", justify="right")
-    table.add_column("SI %", justify="right")
-    symmetry = result.summary["symmetry_index_pct"]
-    for metric in (
-        "pelvic_drop_deg",
-        "hip_adduction_peak_deg",
-        "thigh_adduction_peak_deg",
-        "cadence_spm",
-        "stance_time_s",
+    err.print(
+        f"demo: a simulated runner ({duration_s:g} s, CPD left {DEMO_CPD_DEG['left']:g}°, right "
+        f"{DEMO_CPD_DEG['right']:g}°) streamed by emulated sensors — Movesense on the sacrum, "
+        "MetaMotion on both thighs — through the live pipeline",
+        highlight=False,
+    )
+    result = run_command(opts)
+    out.mkdir(parents=True, exist_ok=True)
+    export_dir = out / "session"
+    with (
+        err.status("exporting the session and re-running the analysis on the export…"),
+        JournalReader(result.session_dir) as reader,
     ):
-        cells = []
-        for side in ("left", "right"):
-            stats = per_side[side][metric]  # type: ignore[index]
-            cells.append(f"{_fmt(stats['mean'], 2)} ({_fmt(stats['sd'], 2)})")
-        table.add_row(metric, *cells, _fmt(symmetry[metric]))  # type: ignore[index]
-    console.print(table)
-    console.print(f"strides: {len(result.strides)}; simulated CPD left 5.0°, right 7.0°")
-    console.print(f"session (raw CSVs + truth): {session_dir}")
-    console.print(f"analysis (events, strides, angles, summary): {analysis_dir}")
+        exported = export_session(reader, export_dir, "csv")
+    if exported.analysis_error:
+        err.print(f"[yellow]warning:[/] analysis of the export failed: {exported.analysis_error}")
+    report_html = out / "report.html"
+    with err.status("writing the run report…"):
+        data = load_report_data(result.session_dir, data_dir, "auto")
+        rendered = render_report(data, report_html)
+    err.print()
+    err.print("[bold]outputs[/]")
+    err.print(
+        f"  session journal : {result.session_dir}/journal.sqlite", highlight=False, soft_wrap=True
+    )
+    err.print(
+        f"  CSVs            : {export_dir}/ (sacrum.csv, left_thigh.csv, right_thigh.csv in SI "
+        "units; events.csv, strides.csv, angles.csv, summary.json; live_strides.csv)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    err.print(
+        f"  report          : {report_html} (+ {len(rendered.figures)} PNG figures beside it)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    sys.stderr.flush()
+    return DemoOutputs(result, result.session_dir, export_dir, report_html)

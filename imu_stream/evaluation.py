@@ -12,12 +12,10 @@ from imu_stream.records import FloatArray, GaitEvent, Stride
 
 
 @dataclass(frozen=True)
-class EventScore:
+class MatchCounts:
     n_reference: int
     n_detected: int
     n_matched: int
-    mean_abs_error_s: float
-    side_agreement: float  # fraction of matched events whose side labels agree
 
     @property
     def recall(self) -> float:
@@ -26,6 +24,12 @@ class EventScore:
     @property
     def precision(self) -> float:
         return self.n_matched / self.n_detected if self.n_detected else float("nan")
+
+
+@dataclass(frozen=True)
+class EventScore(MatchCounts):
+    mean_abs_error_s: float
+    side_agreement: float  # fraction of matched events whose side labels agree
 
     @property
     def f1(self) -> float:
@@ -83,23 +87,12 @@ def within_intervals(
 
 
 @dataclass(frozen=True)
-class StrideScore:
+class StrideScore(MatchCounts):
     """Detected strides against reference strides (matched by start time and side)."""
 
-    n_reference: int
-    n_detected: int
-    n_matched: int
     pelvic_drop_error_deg: FloatArray  # detected − reference, per matched stride
     hip_adduction_error_deg: FloatArray
     thigh_adduction_error_deg: FloatArray
-
-    @property
-    def recall(self) -> float:
-        return self.n_matched / self.n_reference if self.n_reference else float("nan")
-
-    @property
-    def precision(self) -> float:
-        return self.n_matched / self.n_detected if self.n_detected else float("nan")
 
 
 def rmse(errors: FloatArray) -> float:

@@ -24,6 +24,7 @@ from imu_stream.records import (
     Stride,
 )
 
+FULL_PRECISION = "%.17g"  # float64 → text → float64 without loss
 MIN_RATE_HZ = 20.0
 MAX_RATE_HZ = 2000.0
 
@@ -114,8 +115,9 @@ def read_session_dir(session_dir: Path) -> tuple[SessionInfo, dict[str, SensorRe
 
 
 def _fmt(value: object) -> str:
+    # repr: the shortest text that reads back to the same float, so re-reading is exact.
     if isinstance(value, float):
-        return "" if math.isnan(value) else repr(round(value, 6))
+        return "" if math.isnan(value) else repr(float(value))
     return str(value)
 
 
@@ -126,8 +128,10 @@ def write_sensor_csv(path: Path, rec: SensorRecording) -> None:
         cols.append(rec.mag)
         header += list(MAG_COLUMNS)
     table = np.hstack(cols)
-    fmt = ["%.6f"] + ["%.6g"] * (table.shape[1] - 1)
-    np.savetxt(path, table, delimiter=",", header=",".join(header), comments="", fmt=fmt)
+    # Full precision (17 significant digits round-trip float64 exactly): re-analysing an
+    # exported session must reproduce the live results bit for bit.
+    header_line = ",".join(header)
+    np.savetxt(path, table, delimiter=",", header=header_line, comments="", fmt=FULL_PRECISION)
 
 
 def write_session_dir(
@@ -169,8 +173,8 @@ def write_strides_csv(path: Path, strides: Iterable[Stride]) -> None:
 
 
 def write_angles_csv(path: Path, columns: Sequence[str], table: FloatArray) -> None:
-    fmt = ["%.4f"] + ["%.4f"] * (table.shape[1] - 1)
-    np.savetxt(path, table, delimiter=",", header=",".join(columns), comments="", fmt=fmt)
+    header_line = ",".join(columns)
+    np.savetxt(path, table, delimiter=",", header=header_line, comments="", fmt=FULL_PRECISION)
 
 
 def _parse_float(text: str) -> float:

@@ -7,6 +7,7 @@ per configuration keep the suite fast while checking the same targets.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -62,13 +63,7 @@ def _side_means(strides: list, side: str) -> float:
 def test_extra_right_stance_obliquity_raises_right_cpd_only() -> None:
     base = SimulationConfig(activity="run", duration_s=60.0, rate_hz=100.0, seed=11)
     plain = analyze_session(simulate(base).recordings)
-    config = SimulationConfig(
-        activity="run",
-        duration_s=60.0,
-        rate_hz=100.0,
-        seed=11,
-        extra_right_stance_obliquity_deg=3.0,
-    )
+    config = replace(base, extra_right_stance_obliquity_deg=3.0)
     raised = analyze_session(simulate(config).recordings)
     d_right = _side_means(raised.strides, "right") - _side_means(plain.strides, "right")
     d_left = _side_means(raised.strides, "left") - _side_means(plain.strides, "left")

@@ -69,6 +69,8 @@ def _drop_close_steps(times_s: FloatArray, strength: FloatArray) -> np.ndarray:
         if idx.size < 3:
             return keep
         steps = np.diff(times_s[idx])
+        if steps.min() >= CLOSE_STEP_RATIO * steps.max():
+            return keep  # no step can be short against its neighbours' median
         local = _local_median(steps, 3)
         bad = np.flatnonzero((steps < CLOSE_STEP_RATIO * local) & (steps < MAX_STEP_S))
         if bad.size == 0:

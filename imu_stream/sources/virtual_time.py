@@ -56,8 +56,12 @@ class _VirtualSelector(selectors.BaseSelector):
             return self._inner.select(None)
         scale = self._loop.time_scale
         if scale is not None:
+            started = time.monotonic()
             events = self._inner.select(timeout / scale)
             if events:
+                # Woken early by I/O: the virtual clock still moves on by the real time waited
+                # (scaled); else steady socket traffic (MQTT, HTTP) would hold it nearly still.
+                self._loop.advance(min(timeout, (time.monotonic() - started) * scale))
                 return events
         self._loop.advance(timeout)
         return []

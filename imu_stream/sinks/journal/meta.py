@@ -55,12 +55,16 @@ class SessionMeta:
         return next((s for s in self.sensors if s.location == location), None)
 
     def to_info(self) -> SessionInfo:
-        """The session.toml view (DESIGN.md §4) of this metadata."""
+        """The session.toml view (DESIGN.md §4) of this metadata. The sample rate is the one
+        the live processor ran at when the pipeline recorded it (`extra["processing_rate_hz"]`),
+        so re-analysing an export can use the same grid; else the sensors' median rate."""
         rates = [s.rate_hz for s in self.sensors if s.rate_hz]
+        processing = self.extra.get("processing_rate_hz")
+        rate = float(processing) if processing else (float(np.median(rates)) if rates else None)
         return SessionInfo(
             athlete=self.athlete,
             activity=self.activity,
-            sample_rate_hz=float(np.median(rates)) if rates else None,
+            sample_rate_hz=rate,
             notes=self.notes,
             extra={"session_id": self.session_id},
         )
@@ -86,6 +90,8 @@ def _json_default(value: object) -> object:
         return value.tolist()
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, SensorMeta):  # update_meta(sensors=[...]) during a session
+        return asdict(value)
     raise TypeError(f"cannot store {type(value).__name__} in session metadata")
 
 
