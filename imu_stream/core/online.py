@@ -57,11 +57,13 @@ from imu_stream.records import (
     StrideQuality,
 )
 
-HOP_S = 0.5  # before calibration, readiness is judged at these steps of the grid
+HOP_S = 0.5  # before calibration, data are taken in blocks of this length
+READINESS_EVERY = 2  # blocks between checks of whether calibration can start
 DECISION_DELAY_S = 1.1  # a contact is final once this much signal follows it
 CONTEXT_S = 2.0  # signal before the unsettled part that candidate detection looks at
 STEP_CONTEXT_S = 5.0  # earlier candidates the step-sequence rules look at
 HISTORY_S = 10.0  # kept for strides that are still open
+MIN_BLOCK_S = 0.1  # after calibration, process at least this much data at a time
 BOUT_VOTE_CONTACTS = 5  # a new bout's sides are decided once it has this many contacts
 GAP_S = 0.1  # a longer hole in a sensor's samples is a data gap (shorter: interpolated)
 TURN_DEG_PER_STRIDE = 25.0
@@ -218,10 +220,18 @@ class OnlineProcessor:
 
     def update(self) -> CoreUpdate:
         out = CoreUpdate()
-        self._synchronise()
-        self._advance(out, final=False)
+        if self._new_data_s() >= MIN_BLOCK_S:  # less could not change any result yet
+            self._synchronise()
+            self._advance(out, final=False)
         out.calibration = self.calibration_state
         return out
+
+    def _new_data_s(self) -> float:
+        """Seconds of data every sensor has delivered beyond the synchronised grid."""
+        if self._t0 is None:
+            return float("inf")
+        end = min(b.last_s if b.last_s is not None else -np.inf for b in self._raw.values())
+        return float(end - (self._t0 + (self._synced_n - 1) / self.fs))
 
     def finish(self) -> CoreUpdate:
         """Process everything pushed, deciding the last contacts without look-ahead."""
@@ -276,7 +286,7 @@ class OnlineProcessor:
             while used < usable and self.calibration is None:
                 self._extend_prefix(_slice(queued, used, min(used + self.hop, usable)))
                 used = min(used + self.hop, usable)
-                if self._prefix_n % self.hop == 0:
+                if self._prefix_n % (READINESS_EVERY * self.hop) == 0:
                     self._readiness = calibration_readiness(
                         np.concatenate(self._prefix.acc["sacrum"]),
                         np.concatenate(self._prefix.gyr["sacrum"]),
@@ -284,7 +294,10 @@ class OnlineProcessor:
                     )
                 if self._readiness.ready:
                     self._start(out, angle_blocks)
-        if queued is not None and self.calibration is not None and used < self._queue_n:
+        # After calibration, any block length gives the same results; very short ones only
+        # cost more, so wait for MIN_BLOCK_S of data (except at the end).
+        enough = self._queue_n - used >= round(MIN_BLOCK_S * self.fs) or final
+        if queued is not None and self.calibration is not None and enough:
             self._process_block(_slice(queued, used, self._queue_n), out, angle_blocks)
             used = self._queue_n
         if queued is not None:
@@ -383,6 +396,13 @@ class OnlineProcessor:
         if drop > 0:
             self._history = {k: v[drop:] for k, v in self._history.items()}
             self._history_start += drop
+        # Decided candidates older than the step rules look back are no longer needed.
+        oldest = self._next_decision_index() - round(STEP_CONTEXT_S * self.fs)
+        stale = min(self._decided_candidates, int(np.searchsorted(self._candidate_index, oldest)))
+        if stale > 0:
+            self._candidate_index = self._candidate_index[stale:]
+            self._candidate_strength = self._candidate_strength[stale:]
+            self._decided_candidates -= stale
 
     # --- events, sides, strides ----------------------------------------------------------
 

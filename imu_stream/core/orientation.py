@@ -31,6 +31,7 @@ UP = np.array([0.0, 0.0, 1.0])
 LOWPASS_SIGMA_S = 0.6
 LOWPASS_TRUNCATE = 3.0  # kernel half-width in σ: the delay of the estimate
 EXTRAPOLATION_BASE_S = 4.0  # slope of the delayed estimate measured over this span
+DIRECT_MAX_SAMPLES = 256  # up to this many new samples, convolve directly instead of by FFT
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +57,24 @@ class CausalLowpass:
     def apply(self, past: FloatArray, new: FloatArray) -> FloatArray:
         """Outputs for `new` (n, k) given exactly `history` samples `past` (h, k) before it."""
         ext = np.concatenate([past, new])
-        smooth = oaconvolve(ext, self.kernel[:, None], mode="valid", axes=0)
         h, m, d = self.history, self.half_width, self.slope_base
         n = new.shape[0]
-        now = smooth[h - 2 * m : h - 2 * m + n]
-        before = smooth[h - 2 * m - d : h - 2 * m - d + n]
+        if n > DIRECT_MAX_SAMPLES:
+            smooth = oaconvolve(ext, self.kernel[:, None], mode="valid", axes=0)
+            now = smooth[h - 2 * m : h - 2 * m + n]
+            before = smooth[h - 2 * m - d : h - 2 * m - d + n]
+        else:  # a few new samples: dot products beat an FFT of the whole history
+            now = self._smooth_at(ext, h - 2 * m, n)
+            before = self._smooth_at(ext, h - 2 * m - d, n)
         return np.asarray(now + (m / d) * (now - before))
+
+    def _smooth_at(self, ext: FloatArray, first: int, n: int) -> FloatArray:
+        """The Gaussian-smoothed values whose window starts at ext[first], ext[first+1], …"""
+        width = self.kernel.size
+        windows = np.lib.stride_tricks.sliding_window_view(
+            ext[first : first + n + width - 1], width, axis=0
+        )
+        return np.asarray(windows @ self.kernel)
 
     def start_history(self, first: FloatArray) -> FloatArray:
         """History before the first sample: the first value held (nothing is known earlier)."""
