@@ -15,6 +15,7 @@ import numpy as np
 
 from imu_stream.analyze import analyze_session
 from imu_stream.core.clock import SensorGap, SessionRecorder
+from imu_stream.evaluation import bias, rmse, score_strides
 from imu_stream.records import SampleBlock, SensorStatus, Stride
 from imu_stream.sim.config import SimulationConfig
 from imu_stream.sim.session import SimulatedSession, simulate
@@ -190,6 +191,12 @@ def test_ten_minutes_three_sensors_loss_jitter_drift() -> None:
         assert abs(got - ref) <= 0.2
         assert abs(got - truth) <= abs(ref - truth) + 0.2
     assert len(result.strides) >= 0.95 * len(direct.strides)
+    # Per stride against the truth: the core's targets (RMSE 1.0°, bias 0.3°) plus 0.2°.
+    per_stride = score_strides(result.strides, sim.truth_strides)
+    errors = per_stride.pelvic_drop_error_deg
+    print(f"collected, per stride: CPD RMSE {rmse(errors):.2f}°, bias {bias(errors):+.2f}°")
+    assert per_stride.recall >= 0.95
+    assert rmse(errors) <= 1.2 and abs(bias(errors)) <= 0.5
 
 
 def test_sensor_disconnects_and_returns() -> None:

@@ -48,7 +48,7 @@ from imu_stream.core.sides import (
     shock_magnitude,
     start_bout,
 )
-from imu_stream.core.sync import SyncedSignals
+from imu_stream.core.sync import GridSynchroniser, SyncedSeries, SyncedSignals
 from imu_stream.records import (
     AngleSeries,
     FloatArray,
@@ -65,7 +65,6 @@ STEP_CONTEXT_S = 5.0  # earlier candidates the step-sequence rules look at
 HISTORY_S = 10.0  # kept for strides that are still open
 MIN_BLOCK_S = 0.1  # after calibration, process at least this much data at a time
 BOUT_VOTE_CONTACTS = 5  # a new bout's sides are decided once it has this many contacts
-GAP_S = 0.1  # a longer hole in a sensor's samples is a data gap (shorter: interpolated)
 TURN_DEG_PER_STRIDE = 25.0
 LOW_CONFIDENCE = 0.2
 
@@ -93,48 +92,6 @@ class CoreUpdate:
 _AngleBlocks = list[tuple[FloatArray, dict[str, FloatArray]]]
 
 
-def _slice(signals: SyncedSignals, a: int, b: int) -> SyncedSignals:
-    out = SyncedSignals(time_s=signals.time_s[a:b], fs=signals.fs)
-    for loc in signals.acc:
-        out.acc[loc], out.gyr[loc] = signals.acc[loc][a:b], signals.gyr[loc][a:b]
-    return out
-
-
-@dataclass(slots=True)
-class _RawBuffer:
-    """One sensor's not yet synchronised samples."""
-
-    time_s: FloatArray = field(default_factory=lambda: np.zeros(0))
-    acc: FloatArray = field(default_factory=lambda: np.zeros((0, 3)))
-    gyr: FloatArray = field(default_factory=lambda: np.zeros((0, 3)))
-    pending: list[tuple[FloatArray, FloatArray, FloatArray]] = field(default_factory=list)
-    first_s: float | None = None
-    last_s: float | None = None
-
-    def merge(self) -> None:
-        if self.pending:
-            self.time_s = np.concatenate([self.time_s, *(p[0] for p in self.pending)])
-            self.acc = np.concatenate([self.acc, *(p[1] for p in self.pending)])
-            self.gyr = np.concatenate([self.gyr, *(p[2] for p in self.pending)])
-            self.pending.clear()
-
-
-@dataclass(slots=True)
-class _Series:
-    """A growing block of synchronised samples (time, per-location acc and gyro)."""
-
-    time_s: list[FloatArray] = field(default_factory=list)
-    acc: dict[str, list[FloatArray]] = field(default_factory=dict)
-    gyr: dict[str, list[FloatArray]] = field(default_factory=dict)
-
-    def signals(self, fs: float) -> SyncedSignals:
-        out = SyncedSignals(time_s=np.concatenate(self.time_s), fs=fs)
-        for loc in self.acc:
-            out.acc[loc] = np.concatenate(self.acc[loc])
-            out.gyr[loc] = np.concatenate(self.gyr[loc])
-        return out
-
-
 @dataclass(slots=True)
 class _Contact:
     index: int  # on the synchronised grid
@@ -159,16 +116,10 @@ class OnlineProcessor:
         self.locations = tuple(locations)
         self.fs = float(rate_hz)
         self.hop = max(1, round(HOP_S * self.fs))
-        self.gaps: list[tuple[float, float]] = []
         self.calibration: Calibration | None = None
-        self._raw = {loc: _RawBuffer() for loc in self.locations}
-        self._t0: float | None = None
-        self._synced_n = 0  # grid samples produced so far
-        self._queue = _Series()  # synchronised, not yet processed
-        self._queue_n = 0
-        self._prefix = _Series()  # everything before calibration
-        self._prefix_n = 0
-        self._checked_n = 0
+        self._sync = GridSynchroniser(self.locations, self.fs)
+        self._queue = SyncedSeries()  # synchronised, not yet processed
+        self._prefix = SyncedSeries()  # everything before calibration
         self._readiness = Readiness(False, "stand still 3 s, then start moving")
         self._processed_n = 0
         self._orientation: dict[str, OrientationState | None] = dict.fromkeys(self.locations)
@@ -189,49 +140,30 @@ class OnlineProcessor:
     # --- input ---------------------------------------------------------------------------
 
     def push(self, location: str, time_s: FloatArray, acc: FloatArray, gyr: FloatArray) -> None:
-        if location not in self._raw:
-            raise KeyError(f"unknown location {location!r}")
         if self._finished:
             raise RuntimeError("push after finish")
-        t = np.asarray(time_s, dtype=np.float64)
-        if t.size == 0:
-            return
-        buf = self._raw[location]
-        if buf.last_s is not None and t[0] <= buf.last_s:
-            raise ValueError(f"{location}: time does not increase at {t[0]:.6f} s")
-        times = t if buf.last_s is None else np.concatenate([[buf.last_s], t])
-        for k in np.flatnonzero(np.diff(times) > GAP_S):
-            self.gaps.append((float(times[k]), float(times[k + 1])))
-        if buf.first_s is None:
-            buf.first_s = float(t[0])
-        buf.last_s = float(t[-1])
-        buf.pending.append(
-            (t, np.asarray(acc, dtype=np.float64), np.asarray(gyr, dtype=np.float64))
-        )
+        self._sync.push(location, time_s, acc, gyr)
+
+    @property
+    def gaps(self) -> list[tuple[float, float]]:
+        return self._sync.gaps
 
     # --- output --------------------------------------------------------------------------
 
     @property
     def calibration_state(self) -> CalibrationState:
-        if self._t0 is None:
-            waiting = [loc for loc, b in self._raw.items() if b.first_s is None]
+        waiting = self._sync.waiting()
+        if waiting:
             return CalibrationState(False, f"waiting for {', '.join(waiting)}")
         return CalibrationState(self.calibration is not None, self._readiness.message)
 
     def update(self) -> CoreUpdate:
         out = CoreUpdate()
-        if self._new_data_s() >= MIN_BLOCK_S:  # less could not change any result yet
+        if self._sync.new_data_s() >= MIN_BLOCK_S:  # less could not change any result yet
             self._synchronise()
             self._advance(out, final=False)
         out.calibration = self.calibration_state
         return out
-
-    def _new_data_s(self) -> float:
-        """Seconds of data every sensor has delivered beyond the synchronised grid."""
-        if self._t0 is None:
-            return float("inf")
-        end = min(b.last_s if b.last_s is not None else -np.inf for b in self._raw.values())
-        return float(end - (self._t0 + (self._synced_n - 1) / self.fs))
 
     def finish(self) -> CoreUpdate:
         """Process everything pushed, deciding the last contacts without look-ahead."""
@@ -245,48 +177,25 @@ class OnlineProcessor:
         out.calibration = self.calibration_state
         return out
 
-    # --- synchronisation -----------------------------------------------------------------
-
     def _synchronise(self) -> None:
-        """Interpolate every sensor onto the grid t0 + k / fs up to the oldest sensor's last
-        sample (t0: the latest first sample)."""
-        if any(b.first_s is None for b in self._raw.values()):
-            return
-        if self._t0 is None:
-            self._t0 = max(b.first_s for b in self._raw.values() if b.first_s is not None)
-        end = min(b.last_s for b in self._raw.values() if b.last_s is not None)
-        last_k = int(np.floor((end - self._t0) * self.fs + 1e-9))
-        if last_k < self._synced_n:
-            return
-        k = np.arange(self._synced_n, last_k + 1)
-        grid = self._t0 + k / self.fs
-        self._queue.time_s.append(grid)
-        for loc, buf in self._raw.items():
-            buf.merge()
-            acc = np.column_stack([np.interp(grid, buf.time_s, buf.acc[:, j]) for j in range(3)])
-            gyr = np.column_stack([np.interp(grid, buf.time_s, buf.gyr[:, j]) for j in range(3)])
-            self._queue.acc.setdefault(loc, []).append(acc)
-            self._queue.gyr.setdefault(loc, []).append(gyr)
-            # Keep the samples that bracket the next grid point.
-            keep = max(0, int(np.searchsorted(buf.time_s, grid[-1], side="right")) - 1)
-            buf.time_s, buf.acc, buf.gyr = buf.time_s[keep:], buf.acc[keep:], buf.gyr[keep:]
-        self._synced_n = last_k + 1
-        self._queue_n += k.size
+        block = self._sync.take()
+        if block is not None:
+            self._queue.append(block)
 
     # --- calibration, then blocks --------------------------------------------------------
 
     def _advance(self, out: CoreUpdate, final: bool) -> None:
         angle_blocks: _AngleBlocks = []
-        queued = self._queue.signals(self.fs) if self._queue_n else None
+        queued = self._queue.signals(self.fs) if self._queue.n else None
         used = 0
         if queued is not None and self.calibration is None:
             # Before calibration, readiness is judged at whole blocks of the grid only, so
             # the moment of calibration does not depend on how the data arrived.
-            usable = self._queue_n if final else self._queue_n // self.hop * self.hop
+            usable = self._queue.n if final else self._queue.n // self.hop * self.hop
             while used < usable and self.calibration is None:
-                self._extend_prefix(_slice(queued, used, min(used + self.hop, usable)))
+                self._prefix.append(queued.slice(used, min(used + self.hop, usable)))
                 used = min(used + self.hop, usable)
-                if self._prefix_n % (READINESS_EVERY * self.hop) == 0:
+                if self._prefix.n % (READINESS_EVERY * self.hop) == 0:
                     self._readiness = calibration_readiness(
                         np.concatenate(self._prefix.acc["sacrum"]),
                         np.concatenate(self._prefix.gyr["sacrum"]),
@@ -296,20 +205,16 @@ class OnlineProcessor:
                     self._start(out, angle_blocks)
         # After calibration, any block length gives the same results; very short ones only
         # cost more, so wait for MIN_BLOCK_S of data (except at the end).
-        enough = self._queue_n - used >= round(MIN_BLOCK_S * self.fs) or final
+        enough = self._queue.n - used >= round(MIN_BLOCK_S * self.fs) or final
         if queued is not None and self.calibration is not None and enough:
-            self._process_block(_slice(queued, used, self._queue_n), out, angle_blocks)
-            used = self._queue_n
+            self._process_block(queued.slice(used, self._queue.n), out, angle_blocks)
+            used = self._queue.n
         if queued is not None:
-            rest = _slice(queued, used, self._queue_n)
-            self._queue = _Series(
-                [rest.time_s],
-                {k: [v] for k, v in rest.acc.items()},
-                {k: [v] for k, v in rest.gyr.items()},
-            )
-            self._queue_n -= used
+            rest = queued.slice(used, self._queue.n)
+            self._queue = SyncedSeries()
+            self._queue.append(rest)
         if final:
-            if self.calibration is None and self._prefix_n > 0:
+            if self.calibration is None and self._prefix.n > 0:
                 self._readiness = Readiness(True, "calibrated from the whole (short) recording")
                 self._start(out, angle_blocks)
             if self.calibration is not None:
@@ -322,16 +227,9 @@ class OnlineProcessor:
                 {n: np.concatenate([c[n] for _, c in angle_blocks]) for n in names},
             )
 
-    def _extend_prefix(self, block: SyncedSignals) -> None:
-        self._prefix.time_s.append(block.time_s)
-        for loc in block.acc:
-            self._prefix.acc.setdefault(loc, []).append(block.acc[loc])
-            self._prefix.gyr.setdefault(loc, []).append(block.gyr[loc])
-        self._prefix_n += block.time_s.size
-
     def _start(self, out: CoreUpdate, angle_blocks: _AngleBlocks) -> None:
         prefix = self._prefix.signals(self.fs)
-        self._prefix = _Series()
+        self._prefix = SyncedSeries()
         self.calibration = calibrate(prefix)
         self._process_block(prefix, out, angle_blocks)
 
@@ -498,8 +396,8 @@ class OnlineProcessor:
         )
 
     def _time_of(self, index: int) -> float:
-        assert self._t0 is not None
-        return float(self._t0 + index / self.fs)
+        assert self._sync.t0 is not None
+        return float(self._sync.t0 + index / self.fs)
 
     def _close_stride(self, end: _Contact, out: CoreUpdate) -> None:
         """The stride that `end` completes: from the previous contact of the same side in the

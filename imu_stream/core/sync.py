@@ -1,10 +1,20 @@
-"""Synchronised samples: every sensor on one uniform time grid (see core/online.py)."""
+"""Synchronised samples: every sensor linearly interpolated onto one uniform time grid.
+
+The grid is `t0 + k / fs` with t0 the latest first sample of any sensor; each grid sample is
+made once every sensor has data beyond it, from the samples that bracket it, so the result
+does not depend on how the samples arrived.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from imu_stream.records import FloatArray
+
+GAP_S = 0.1  # a longer hole in a sensor's samples is a data gap (shorter: interpolated)
 
 
 @dataclass(slots=True)
@@ -14,3 +24,119 @@ class SyncedSignals:
     acc: dict[str, FloatArray] = field(default_factory=dict)
     gyr: dict[str, FloatArray] = field(default_factory=dict)
     gaps: list[tuple[float, float]] = field(default_factory=list)
+
+    def slice(self, a: int, b: int) -> SyncedSignals:
+        out = SyncedSignals(time_s=self.time_s[a:b], fs=self.fs)
+        for loc in self.acc:
+            out.acc[loc], out.gyr[loc] = self.acc[loc][a:b], self.gyr[loc][a:b]
+        return out
+
+
+@dataclass(slots=True)
+class SyncedSeries:
+    """Consecutive blocks of synchronised samples, joined on demand."""
+
+    time_s: list[FloatArray] = field(default_factory=list)
+    acc: dict[str, list[FloatArray]] = field(default_factory=dict)
+    gyr: dict[str, list[FloatArray]] = field(default_factory=dict)
+    n: int = 0
+
+    def append(self, block: SyncedSignals) -> None:
+        self.time_s.append(block.time_s)
+        for loc in block.acc:
+            self.acc.setdefault(loc, []).append(block.acc[loc])
+            self.gyr.setdefault(loc, []).append(block.gyr[loc])
+        self.n += block.time_s.size
+
+    def signals(self, fs: float) -> SyncedSignals:
+        out = SyncedSignals(time_s=np.concatenate(self.time_s), fs=fs)
+        for loc in self.acc:
+            out.acc[loc] = np.concatenate(self.acc[loc])
+            out.gyr[loc] = np.concatenate(self.gyr[loc])
+        return out
+
+
+@dataclass(slots=True)
+class _RawBuffer:
+    """One sensor's not yet synchronised samples."""
+
+    time_s: FloatArray = field(default_factory=lambda: np.zeros(0))
+    acc: FloatArray = field(default_factory=lambda: np.zeros((0, 3)))
+    gyr: FloatArray = field(default_factory=lambda: np.zeros((0, 3)))
+    pending: list[tuple[FloatArray, FloatArray, FloatArray]] = field(default_factory=list)
+    first_s: float | None = None
+    last_s: float | None = None
+
+    def merge(self) -> None:
+        if self.pending:
+            self.time_s = np.concatenate([self.time_s, *(p[0] for p in self.pending)])
+            self.acc = np.concatenate([self.acc, *(p[1] for p in self.pending)])
+            self.gyr = np.concatenate([self.gyr, *(p[2] for p in self.pending)])
+            self.pending.clear()
+
+
+class GridSynchroniser:
+    """Per-sensor samples in (session clock, any chunking), grid samples out."""
+
+    def __init__(self, locations: Sequence[str], fs: float) -> None:
+        self.fs = fs
+        self.gaps: list[tuple[float, float]] = []
+        self.t0: float | None = None
+        self.synced_n = 0  # grid samples produced so far
+        self._raw = {loc: _RawBuffer() for loc in locations}
+
+    def push(self, location: str, time_s: FloatArray, acc: FloatArray, gyr: FloatArray) -> None:
+        if location not in self._raw:
+            raise KeyError(f"unknown location {location!r}")
+        t = np.asarray(time_s, dtype=np.float64)
+        if t.size == 0:
+            return
+        buf = self._raw[location]
+        if buf.last_s is not None and t[0] <= buf.last_s:
+            raise ValueError(f"{location}: time does not increase at {t[0]:.6f} s")
+        times = t if buf.last_s is None else np.concatenate([[buf.last_s], t])
+        for k in np.flatnonzero(np.diff(times) > GAP_S):
+            self.gaps.append((float(times[k]), float(times[k + 1])))
+        if buf.first_s is None:
+            buf.first_s = float(t[0])
+        buf.last_s = float(t[-1])
+        buf.pending.append(
+            (t, np.asarray(acc, dtype=np.float64), np.asarray(gyr, dtype=np.float64))
+        )
+
+    def waiting(self) -> list[str]:
+        """Sensors that have not delivered a sample yet."""
+        return [loc for loc, b in self._raw.items() if b.first_s is None]
+
+    def new_data_s(self) -> float:
+        """Seconds of data every sensor has delivered beyond the grid made so far."""
+        if self.t0 is None:
+            return float("inf")
+        end = min(b.last_s if b.last_s is not None else -np.inf for b in self._raw.values())
+        return float(end - (self.t0 + (self.synced_n - 1) / self.fs))
+
+    def take(self) -> SyncedSignals | None:
+        """The grid samples that every sensor's data now reach, or None."""
+        if self.waiting():
+            return None
+        if self.t0 is None:
+            self.t0 = max(b.first_s for b in self._raw.values() if b.first_s is not None)
+        end = min(b.last_s for b in self._raw.values() if b.last_s is not None)
+        last_k = int(np.floor((end - self.t0) * self.fs + 1e-9))
+        if last_k < self.synced_n:
+            return None
+        grid = self.t0 + np.arange(self.synced_n, last_k + 1) / self.fs
+        out = SyncedSignals(time_s=grid, fs=self.fs)
+        for loc, buf in self._raw.items():
+            buf.merge()
+            out.acc[loc] = np.column_stack(
+                [np.interp(grid, buf.time_s, buf.acc[:, j]) for j in range(3)]
+            )
+            out.gyr[loc] = np.column_stack(
+                [np.interp(grid, buf.time_s, buf.gyr[:, j]) for j in range(3)]
+            )
+            # Keep the samples that bracket the next grid point.
+            keep = max(0, int(np.searchsorted(buf.time_s, grid[-1], side="right")) - 1)
+            buf.time_s, buf.acc, buf.gyr = buf.time_s[keep:], buf.acc[keep:], buf.gyr[keep:]
+        self.synced_n = last_k + 1
+        return out
