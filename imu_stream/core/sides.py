@@ -19,9 +19,12 @@ from imu_stream.records import FloatArray
 
 IMPACT_WINDOW_S = (-0.02, 0.10)  # around the contact: the shock's ring-down
 FC_SEARCH = (0.15, 0.80)  # fraction of the stride where the stance leg's toe-off is searched
-# Toe-off this fraction of a stride after the other leg's contact in walking (double support,
-# ~10-12 % of the gait cycle at 1–1.5 m/s), before it in running (flight).
-FC_DOUBLE_SUPPORT = 0.12
+# Toe-off this fraction of a stride after the other leg's contact in walking (each double
+# support is ~10 % of the gait cycle at self-selected speed, stance ~60 %: Perry & Burnfield,
+# Gait Analysis), before it in running (flight: a duty factor of ~0.35 at 3–5 m/s leaves
+# ~15 % of the cycle).
+DOUBLE_SUPPORT_FRACTION = 0.10
+FLIGHT_FRACTION = 0.15
 RUNNING_CADENCE_SPM = 140.0  # above: running (a flight phase)
 FLIP_AGREEMENT = -0.5  # labels flip when the latest FLIP_WINDOW cues disagree this much
 FLIP_WINDOW = 4
@@ -138,5 +141,5 @@ def final_contact_time(
         if hi <= lo:
             return None
         return float(time_s[lo + int(np.argmin(thigh_pitch_deg[lo:hi]))])
-    offset = -FC_DOUBLE_SUPPORT * stride if running else FC_DOUBLE_SUPPORT * stride
+    offset = -FLIGHT_FRACTION * stride if running else DOUBLE_SUPPORT_FRACTION * stride
     return contralateral_ic_s + offset
