@@ -24,7 +24,7 @@ from imu_stream.core.events import (
     ic_candidates,
     step_sequence,
 )
-from imu_stream.core.metrics import compute_strides
+from imu_stream.core.metrics import stride_metrics
 from imu_stream.core.orientation import (
     CausalLowpass,
     HeadingState,
@@ -416,20 +416,14 @@ class OnlineProcessor:
         time_s = self._history["time_s"]
         pitch = self._history.get(f"pitch_{side}")
         fc = final_contact_time(time_s, start.time_s, end.time_s, middle.time_s, pitch)
-        if fc is None:
-            return
+        if fc is None or not start.time_s < fc < end.time_s:
+            return  # no toe-off inside: not a complete stride
+        if any(g0 < end.time_s and g1 > start.time_s for g0, g1 in self.gaps):
+            return  # its samples are partly missing: no stride may span a gap
         lo, hi = max(0, h0 - 1), h1 + 2
         names = [n for n in self._history if n.endswith("_deg")]
         angles = AngleSeries(time_s[lo:hi], {n: self._history[n][lo:hi] for n in names})
-        events = [
-            GaitEvent(start.time_s, side, "IC"),
-            GaitEvent(fc, side, "FC"),
-            GaitEvent(end.time_s, side, "IC"),
-        ]
-        strides = compute_strides(angles, events, self.gaps)
-        if not strides:
-            return
-        stride = strides[0]
+        stride = stride_metrics(angles, side, start.time_s, fc, end.time_s)
         quality = StrideQuality(stride.quality)
         heading = self._history["heading"]
         if abs(np.degrees(heading[min(h1, heading.size - 1)] - heading[h0])) > TURN_DEG_PER_STRIDE:
