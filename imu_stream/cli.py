@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     name="imu-stream",
@@ -22,7 +23,8 @@ console = Console(stderr=True)
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-line error for the user and exit (no traceback)."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Escaped: messages quote URLs like mqtt://host[:port][/prefix], which rich reads as markup.
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -238,7 +240,9 @@ def run(
     ),
     influx_db: str | None = typer.Option(None, "--influx-db", help="InfluxDB database."),
     mqtt: str | None = typer.Option(
-        None, "--mqtt", help="MQTT broker, mqtt[s]://[user:pass@]host[:port][/prefix]."
+        None,
+        "--mqtt",
+        help="MQTT broker URL: mqtt://host:port/prefix (mqtts:// for TLS, user:pass@ optional).",
     ),
     thresholds: Path | None = typer.Option(
         None, "--thresholds", help="TOML with the view's colour bands (see README)."
@@ -279,7 +283,7 @@ def collect(
         [], "--sensor", help="LOCATION=ADDRESS or name suffix, e.g. sacrum=AA:BB:…; repeat."
     ),
     config: Path | None = typer.Option(
-        None, "--config", help="session.toml with a [sensors] table (--sensor overrides)."
+        None, "--config", help="session.toml with a sensors table (--sensor overrides)."
     ),
     simulate: str | None = typer.Option(
         None, "--simulate", help="walk | run: the simulator through emulated sensors."
@@ -297,7 +301,9 @@ def collect(
     ),
     speed: float = typer.Option(1.0, "--speed", help="Replay/simulate: times real time (> 0)."),
     mqtt: str | None = typer.Option(
-        None, "--mqtt", help="MQTT broker, mqtt[s]://[user:pass@]host[:port][/prefix]."
+        None,
+        "--mqtt",
+        help="MQTT broker URL, e.g. mqtt://host:1883/prefix (mqtts:// = TLS; user:pass@host).",
     ),
     seed: int = typer.Option(0, "--seed", help="Simulate: random seed."),
     data_dir: Path = DATA_DIR_OPTION,
@@ -329,7 +335,9 @@ def collect(
 def process(
     shard: str = typer.Option("0/1", "--shard", help="I/N: process the sessions of shard I of N."),
     mqtt: str | None = typer.Option(
-        None, "--mqtt", help="MQTT broker, mqtt[s]://[user:pass@]host[:port][/prefix]."
+        None,
+        "--mqtt",
+        help="MQTT broker URL, e.g. mqtt://host:1883/prefix (mqtts:// = TLS; user:pass@host).",
     ),
     influx: str | None = typer.Option(
         None, "--influx", help="InfluxDB URL (also IMU_STREAM_INFLUX_* variables)."
@@ -344,7 +352,12 @@ def process(
     stats: Path | None = typer.Option(
         None, "--stats", help="Write per-session counters as JSON here at exit."
     ),
-    data_dir: Path = DATA_DIR_OPTION,
+    data_dir: Path = typer.Option(
+        Path("imu-sessions"),
+        "--data-dir",
+        envvar="IMU_STREAM_DATA_DIR",
+        help="InfluxDB batches wait in DATA_DIR/.influx-spool-shard-I-of-N while it is away.",
+    ),
 ) -> None:
     """Process the sessions of one shard from the MQTT bus: strides, events and angles back on
     the bus and into InfluxDB. Runs until SIGTERM or Ctrl-C."""

@@ -6,11 +6,13 @@ athletes), each with its own journal and MQTT connection:
 1. `info` (retained, QoS 1): the session metadata, published first and again whenever it
    changes (a sensor appears, the processing rate becomes known). It carries what a processor
    needs to start: `extra.locations` (the worn sensors) and `extra.processing_rate_hz`.
-2. `raw/{location}` (QoS 0): every decoded block in the binary raw format with its session-clock
-   sample times and a per-location sequence number. The block is journaled *as it travels*
-   (float32 arrays, lossless for 16-bit sensor data), so the journal, the bus and every
-   processor hold bit-identical samples and `analyze` on the journal reproduces the strides a
-   processor computed from the bus.
+2. `raw/{location}` (QoS 0): the decoded samples in the binary raw format with their
+   session-clock times and a per-location sequence number. A sensor stream's notifications are
+   joined over `raw_block_s` (0.1 s) into one message: an MQTT message costs its receivers far
+   more than its bytes, and every processor receives every session's raw topics. The samples
+   are journaled *as they travel* (float32, lossless for 16-bit sensor data), so the journal,
+   the bus and every processor hold bit-identical samples and `analyze` on the journal
+   reproduces the strides a processor computed from the bus.
 3. `status/{location}` (retained, QoS 1) about once a second; `event` (QoS 1): `start`, `gap`.
 4. At the end: every raw block is handed to the broker first, then the end-of-session marker
    (`markers.EndOfSession`, event `stop` with the last sequence number per location); the
@@ -28,19 +30,63 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
 
 from imu_stream.bus.markers import EndOfSession, encode_end
 from imu_stream.core.clock import SensorGap
 from imu_stream.live.records import StampedBlock, gap_event, status_record
 from imu_stream.live.sources import Source
 from imu_stream.pipeline import PipelineConfig
-from imu_stream.records import SensorStatus
+from imu_stream.records import FloatArray, SampleBlock, SensorStatus
 from imu_stream.sinks import wire
 from imu_stream.sinks.journal import JournalWriter, SessionEvent, SessionMeta
 from imu_stream.sinks.mqtt import QOS_RAW, QOS_RELIABLE, MqttConfig, MqttPublisher
 
 log = logging.getLogger(__name__)
+
+END_TOLERANCE_S = 1e-3  # a session this close to its end has reached it
+RAW_BLOCK_S = 0.1  # notifications of one sensor stream joined into one raw message
+_ARRAYS = tuple(name for name, _ in wire.RAW_ARRAYS_V1)
+
+
+def as_sent(block: SampleBlock) -> SampleBlock:
+    """The block with its arrays rounded to float32, exactly as the raw format carries them."""
+    arrays: dict[str, Any] = {
+        name: np.asarray(arr, dtype=np.float64).astype(np.float32).astype(np.float64)
+        for name in _ARRAYS
+        if (arr := getattr(block, name)) is not None
+    }
+    return replace(block, **arrays)
+
+
+def join_blocks(blocks: list[tuple[SampleBlock, FloatArray]]) -> tuple[SampleBlock, FloatArray]:
+    """Consecutive blocks of one stream (same kind and arrays) as one: the device timestamp
+    of the first sample, the host receive time of the last notification."""
+    if len(blocks) == 1:
+        return blocks[0]
+    first, last = blocks[0][0], blocks[-1][0]
+    arrays: dict[str, Any] = {
+        name: np.concatenate([getattr(b, name) for b, _ in blocks])
+        for name in _ARRAYS
+        if getattr(first, name) is not None
+    }
+    joined = SampleBlock(
+        first.kind,
+        device_timestamp_ms=first.device_timestamp_ms,
+        host_time_s=last.host_time_s,
+        location=first.location,
+        resource=first.resource,
+        **arrays,
+    )
+    return joined, np.concatenate([t for _, t in blocks])
+
+
+def _stream_key(block: SampleBlock) -> tuple[object, ...]:
+    present = tuple(getattr(block, name) is not None for name in _ARRAYS)
+    return (block.location, block.kind, block.resource, present)
 
 
 @dataclass(slots=True)
@@ -74,6 +120,7 @@ class CollectSession:
         config: PipelineConfig,
         mqtt: MqttConfig,
         *,
+        raw_block_s: float = RAW_BLOCK_S,
         close_timeout_s: float = 10.0,
     ) -> None:
         if "sacrum" not in source.locations:
@@ -82,7 +129,10 @@ class CollectSession:
         self.config = config
         self.publisher = MqttPublisher(mqtt)
         self.topics = mqtt.topics
+        self.raw_block_s = raw_block_s
         self.close_timeout_s = close_timeout_s
+        # Per sensor stream: blocks journaled but not yet published (joined every raw_block_s).
+        self._unsent: dict[tuple[object, ...], list[tuple[SampleBlock, FloatArray]]] = {}
         self.counters = CollectCounters()
         self.meta: SessionMeta | None = None
         self.writer: JournalWriter | None = None
@@ -134,6 +184,7 @@ class CollectSession:
             tasks = [
                 asyncio.create_task(self._ingest(), name=f"collect-{meta.session_id}"),
                 asyncio.create_task(self._stopper(), name=f"collect-stop-{meta.session_id}"),
+                asyncio.create_task(self._sender(), name=f"collect-send-{meta.session_id}"),
             ]
             await tasks[0]
         finally:
@@ -172,6 +223,7 @@ class CollectSession:
         assert meta is not None
         reason = self.stop_reason or "source ended"
         now = self._now()
+        self._publish_unsent()
         writer.add_session_event("stop", now, reason)
         with contextlib.suppress(Exception):
             writer.update_meta(sensors=self.source.sensors())
@@ -195,7 +247,9 @@ class CollectSession:
             timeout = None
             if end is not None:
                 remaining = end - self.source.session_time()
-                if remaining <= 0:
+                # Not `<= 0`: on the virtual clock a timeout under asyncio's clock resolution
+                # fires without moving the clock, and this loop would spin forever.
+                if remaining <= END_TOLERANCE_S:
                     self.request_stop(
                         "duration reached" if end == self.config.duration_s else "end"
                     )
@@ -228,19 +282,35 @@ class CollectSession:
                 self.counters.gaps += 1
                 self._session_event(gap_event(event))
 
+    async def _sender(self) -> None:
+        while True:
+            await asyncio.sleep(self.raw_block_s)
+            self._publish_unsent()
+
+    def _publish_unsent(self) -> None:
+        meta = self.meta
+        assert meta is not None
+        unsent, self._unsent = self._unsent, {}
+        for blocks in unsent.values():
+            block, time_s = join_blocks(blocks)
+            loc = block.location
+            assert loc is not None
+            seq = self._seq.get(loc, 0)
+            self._seq[loc] = seq + 1
+            payload = wire.encode_raw_block(block, seq=seq, time_s=time_s)
+            topic = self.topics.topic(meta.athlete, meta.session_id, "raw", loc)
+            self.publisher.publish(topic, payload, QOS_RAW)
+
     def _on_block(self, stamped: StampedBlock) -> None:
         writer, meta = self.writer, self.meta
         assert writer is not None and meta is not None
         loc = stamped.location
-        seq = self._seq.get(loc, 0)
-        self._seq[loc] = seq + 1
-        payload = wire.encode_raw_block(stamped.block, seq=seq, time_s=stamped.time_s)
-        # Journal the block as the bus carries it (float32 arrays): one set of samples for all.
-        sent = wire.decode_raw_block(payload).block
+        # Journal the samples as the bus carries them (float32): one set of samples for all.
+        sent = as_sent(stamped.block)
         writer.append_block(sent, time_s=stamped.time_s)  # first, always
-        self.publisher.publish(
-            self.topics.topic(meta.athlete, meta.session_id, "raw", loc), payload, QOS_RAW
-        )
+        self._unsent.setdefault(_stream_key(sent), []).append((sent, stamped.time_s))
+        if self.raw_block_s <= 0:
+            self._publish_unsent()
         self.counters.blocks += 1
         self.counters.samples += stamped.n_samples
         changed = False

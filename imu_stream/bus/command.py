@@ -25,6 +25,7 @@ from imu_stream.sinks.influx import InfluxConfig
 from imu_stream.sinks.mqtt import MqttConfig
 
 PROGRESS_INTERVAL_S = 5.0
+log = logging.getLogger(__name__)
 
 
 def mqtt_config(url: str | None) -> MqttConfig:
@@ -73,7 +74,9 @@ def collect_command(opts: CollectOptions) -> list[CollectResult]:
     mqtt = mqtt_config(opts.run.mqtt_url)
     prepared = prepare_collect(opts)
     sessions = [CollectSession(p.source, p.config, mqtt) for p in prepared]
-    results = run_loop(_collect_all(sessions, err), prepared[0].virtual_time, opts.run.speed)
+    outcomes = run_loop(_collect_all(sessions, err), prepared[0].virtual_time, opts.run.speed)
+    results = [r for r in outcomes if isinstance(r, CollectResult)]
+    failed = [(s, r) for s, r in zip(sessions, outcomes, strict=True) if isinstance(r, Exception)]
     err.print(collect_table(results))
     for result in results:
         if result.unsent or result.dropped_raw:
@@ -88,10 +91,16 @@ def collect_command(opts: CollectOptions) -> list[CollectResult]:
         highlight=False,
         soft_wrap=True,
     )
+    if failed:
+        names = ", ".join(f"{s.session_id or s.config.athlete} ({r!r})" for s, r in failed)
+        raise UsageError(f"{len(failed)} of {len(sessions)} sessions failed: {names}")
     return results
 
 
-async def _collect_all(sessions: Sequence[CollectSession], err: Console) -> list[CollectResult]:
+async def _collect_all(
+    sessions: Sequence[CollectSession], err: Console
+) -> list[CollectResult | BaseException]:
+    """Every session to its end; one that fails does not stop the others (logged)."""
     loop = asyncio.get_running_loop()
 
     def stop_all(reason: str) -> None:
@@ -101,7 +110,13 @@ async def _collect_all(sessions: Sequence[CollectSession], err: Console) -> list
     installed = _install_signals(loop, stop_all)
     progress = asyncio.create_task(_collect_progress(sessions, err))
     try:
-        return list(await asyncio.gather(*(s.run() for s in sessions)))
+        outcomes = await asyncio.gather(*(s.run() for s in sessions), return_exceptions=True)
+        for session, outcome in zip(sessions, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                log.error("session %s failed", session.session_id, exc_info=outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome  # cancelled, KeyboardInterrupt: not a session's failure
+        return list(outcomes)
     finally:
         progress.cancel()
         with contextlib.suppress(asyncio.CancelledError):

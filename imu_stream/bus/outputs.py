@@ -20,9 +20,8 @@ from __future__ import annotations
 
 from imu_stream.bus.markers import SessionProcessed, encode_processed
 from imu_stream.core.online import CoreUpdate
-from imu_stream.live.sinks import downsampled
 from imu_stream.sinks.influx import InfluxWriter
-from imu_stream.sinks.influx_schema import SeriesTags
+from imu_stream.sinks.influx_schema import AngleDownsampler, SeriesTags
 from imu_stream.sinks.journal.meta import SessionEvent, SessionMeta, StatusRecord
 from imu_stream.sinks.mqtt import QOS_RELIABLE, MqttPublisher
 
@@ -36,6 +35,7 @@ class SessionOutputs:
         self.tags = SeriesTags.from_meta(meta)
         self.publisher = publisher
         self.writer = writer
+        self._angles = AngleDownsampler()  # ≤ 50 Hz across chunks, for the bus and InfluxDB
 
     def on_update(self, core: CoreUpdate) -> None:
         pub, writer = self.publisher, self.writer
@@ -45,10 +45,11 @@ class SessionOutputs:
                 writer.write_strides(core.strides, self.tags)
         if core.events:
             pub.publish_gait_events(self.athlete, self.session, core.events)
-        if core.angles.time_s.size:
-            pub.publish_angles(self.athlete, self.session, downsampled(core.angles))
+        angles = self._angles(core.angles)
+        if angles.time_s.size:
+            pub.publish_angles(self.athlete, self.session, angles)
             if writer is not None:
-                writer.write_angles(core.angles, self.tags)
+                writer.write_angles(angles, self.tags)
 
     def processor_event(self, event: SessionEvent) -> None:
         """An event this processor found (e.g. `calibrated`): to the bus and InfluxDB."""

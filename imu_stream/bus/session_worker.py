@@ -35,8 +35,9 @@ from imu_stream.sinks.journal.meta import SessionEvent, SessionMeta, StatusRecor
 log = logging.getLogger(__name__)
 
 IDLE = "idle"  # the end reason of a session that went quiet without an end marker
-MAX_BATCH_BLOCKS = 512
-MAX_HELD_BLOCKS = 50_000  # blocks kept while the session's info is unknown (≈ 5 min, 3 sensors)
+MAX_BATCH_BLOCKS = 1024
+MAX_HELD_BLOCKS = 50_000  # raw messages kept while the session's info is unknown (≈ 15 min)
+MAX_HELD_RECORDS = 5_000  # status records and events kept meanwhile
 
 
 @dataclass(slots=True)
@@ -62,7 +63,7 @@ class SessionStats:
     angle_samples: int = 0
     joined_late: bool = False  # the first block seen was not the session's first
     calibrated: bool = False
-    finished: str = ""  # end | incomplete end | idle | shutdown | no info | error
+    finished: str = ""  # end | incomplete end | idle | shutdown | no info | no data | error
 
 
 class SessionWorker:
@@ -88,6 +89,8 @@ class SessionWorker:
         self._abandon = False
         self._done = False  # the loop has ended: later blocks are dropped
         self._data_time_s = math.nan
+        self._pending: list[StampedBlock] = []  # taken from the queue, not yet processed
+        self._processed_to_s = -math.inf  # newest sample time handed to the stage
         self.last_message_at = time.monotonic()
         self.task: asyncio.Task[None] | None = None
 
@@ -164,6 +167,8 @@ class SessionWorker:
 
     def _record(self, record: StatusRecord | SessionEvent) -> None:
         if self.outputs is None:
+            if len(self._held_records) >= MAX_HELD_RECORDS:
+                del self._held_records[0]
             self._held_records.append(record)
         elif isinstance(record, StatusRecord):
             self.outputs.status(record)
@@ -214,6 +219,7 @@ class SessionWorker:
                 del self._held[: self.config.queue_blocks]
             if queue.empty():
                 if self._abandon:
+                    await self._process()
                     self.stats.finished = self.stats.finished or "shutdown"
                     return
                 if self._end is not None:
@@ -227,38 +233,59 @@ class SessionWorker:
                         return
                     with contextlib.suppress(TimeoutError):
                         item = await asyncio.wait_for(queue.get(), self.config.end_grace_s - waited)
-                        await self._process([item] if item is not None else [])
+                        if item is not None:
+                            self._pending.append(item)
                     continue
             item = await queue.get()
-            batch = [item] if item is not None else []
-            while not queue.empty() and len(batch) < MAX_BATCH_BLOCKS:
+            if item is not None:
+                self._pending.append(item)
+            while not queue.empty() and len(self._pending) < MAX_BATCH_BLOCKS:
                 more = queue.get_nowait()
                 if more is not None:
-                    batch.append(more)
-            await self._process(batch)
+                    self._pending.append(more)
+            if self._due():
+                await self._process()
+
+    def _due(self) -> bool:
+        """Whether the blocks held back span an update interval (or are many): the core is
+        asked for results only that often, so pushing them earlier would only cost a trip
+        to the worker thread per block."""
+        if not self._pending:
+            return False
+        if len(self._pending) >= MAX_BATCH_BLOCKS:
+            return True
+        newest = max(float(b.time_s[-1]) for b in self._pending)
+        return not newest - self._processed_to_s < self.config.update_every_s
 
     async def _call(self, step: Callable[[], CoreUpdate | None]) -> CoreUpdate | None:
         if self.config.in_thread:
             return await asyncio.to_thread(step)
         return step()
 
-    async def _process(self, batch: list[StampedBlock]) -> None:
+    async def _process(self) -> None:
+        batch, self._pending = self._pending, []
         if not batch or self.stage is None:
             return
         stage = self.stage
         newest = max(float(b.time_s[-1]) for b in batch)
         if not newest <= self._data_time_s:
             self._data_time_s = newest
+        self._processed_to_s = newest
         core = await self._call(lambda: stage.process(batch))
         if core is not None:
             self._emit(core)
 
     async def _finish(self, how: str) -> None:
+        if self.stats.raw_blocks == 0:
+            # E.g. the retained info of a session whose collector died: nothing to report.
+            self.stats.finished = "no data"
+            return
         stage = self.stage
         if stage is None or self.outputs is None:
             self.stats.finished = "no info"
             log.warning("%s: ended before its session info arrived", self.stats.session)
             return
+        await self._process()
         core = await self._call(stage.finish)
         if core is not None:
             self._emit(core)

@@ -19,7 +19,7 @@ import numpy as np
 from imu_stream.live.records import LiveUpdate
 from imu_stream.records import AngleSeries
 from imu_stream.sinks.influx import InfluxWriter
-from imu_stream.sinks.influx_schema import SeriesTags, downsample_index
+from imu_stream.sinks.influx_schema import AngleDownsampler, SeriesTags, downsample_index
 from imu_stream.sinks.journal import JournalWriter, SessionEvent, SessionMeta, StatusRecord
 from imu_stream.sinks.mqtt import MqttPublisher
 
@@ -128,6 +128,7 @@ class InfluxSink(BaseSink):
         self.writer = writer
         self.close_timeout_s = close_timeout_s
         self.tags: SeriesTags | None = None
+        self._angles = AngleDownsampler()  # ≤ 50 Hz across the live chunks
 
     async def start(self, meta: SessionMeta) -> None:
         self.tags = SeriesTags.from_meta(meta)
@@ -137,8 +138,9 @@ class InfluxSink(BaseSink):
         assert self.tags is not None
         if update.strides:
             self.writer.write_strides(update.strides, self.tags)
-        if update.angles.time_s.size:
-            self.writer.write_angles(update.angles, self.tags)
+        angles = self._angles(update.angles)
+        if angles.time_s.size:
+            self.writer.write_angles(angles, self.tags)
 
     def on_status(self, status: StatusRecord) -> None:
         assert self.tags is not None
@@ -185,6 +187,7 @@ class MqttSink(BaseSink):
         self.clear_retained = clear_retained
         self.meta: SessionMeta | None = None
         self._locations: set[str] = set()
+        self._angles = AngleDownsampler()  # ≤ 50 Hz across the live chunks
 
     async def start(self, meta: SessionMeta) -> None:
         self.meta = meta
@@ -201,8 +204,9 @@ class MqttSink(BaseSink):
             self.publisher.publish_strides(athlete, session, update.strides)
         if update.events:
             self.publisher.publish_gait_events(athlete, session, update.events)
-        if update.angles.time_s.size:
-            self.publisher.publish_angles(athlete, session, downsampled(update.angles))
+        angles = self._angles(update.angles)
+        if angles.time_s.size:
+            self.publisher.publish_angles(athlete, session, angles)
 
     def on_status(self, status: StatusRecord) -> None:
         athlete, session = self._who()

@@ -198,14 +198,26 @@ class MqttSource:
                         await client.subscribe(self._topics.subscription(kind), KIND_QOS[kind])
                     self._subscribed.set()
                     backoff.reset()
-                    async for message in client.messages:
-                        await self._handle(message)
+                    try:
+                        async for message in client.messages:
+                            await self._handle(message)
+                    except aiomqtt.MqttError:
+                        await self._handle_left_over(client)
+                        raise
             except aiomqtt.MqttError as exc:
                 self._on_failure(str(exc))
             self._subscribed.clear()
             if self._closing:
                 return
             await backoff.wait()
+
+    async def _handle_left_over(self, client: aiomqtt.Client) -> None:
+        """aiomqtt ends the iteration as soon as the connection drops, even while messages
+        that paho has already acknowledged (QoS 1: the broker will not send them again) wait
+        in its queue; a burst read together with the disconnect would be lost. Take them."""
+        queue: asyncio.Queue[aiomqtt.Message] = client._queue  # private: no public drain
+        while not queue.empty():
+            await self._handle(queue.get_nowait())
 
     async def _handle(self, message: aiomqtt.Message) -> None:
         self.stats.received += 1

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from _typeshed import FileDescriptorLike
 
 T = TypeVar("T")
+MAX_BEHIND_S = 0.05  # wall seconds the scaled clock may lag before pacing restarts from now
 
 
 class _VirtualSelector(selectors.BaseSelector):
@@ -54,14 +55,10 @@ class _VirtualSelector(selectors.BaseSelector):
             return events
         if timeout is None:  # no timer at all: only real I/O can wake us
             return self._inner.select(None)
-        scale = self._loop.time_scale
-        if scale is not None:
-            started = time.monotonic()
-            events = self._inner.select(timeout / scale)
+        wait_s = self._loop.wall_wait_s(timeout)
+        if wait_s > 0:
+            events = self._inner.select(wait_s)
             if events:
-                # Woken early by I/O: the virtual clock still moves on by the real time waited
-                # (scaled); else steady socket traffic (MQTT, HTTP) would hold it nearly still.
-                self._loop.advance(min(timeout, (time.monotonic() - started) * scale))
                 return events
         self._loop.advance(timeout)
         return []
@@ -76,10 +73,27 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self.time_scale = time_scale
         self._virtual_now = float(start)
         self.wall_started = time.monotonic()
+        # Pacing with `time_scale` is kept against this anchor, not per step: waiting
+        # step/scale before each of many small timer steps would add the selector's
+        # millisecond rounding every time and run slower than asked.
+        self._anchor = (self.wall_started, self._virtual_now)
         super().__init__(_VirtualSelector(self))
 
     def time(self) -> float:
         return self._virtual_now
+
+    def wall_wait_s(self, step: float) -> float:
+        """Wall seconds to wait before the clock may jump `step` ahead (0: at once)."""
+        if self.time_scale is None:
+            return 0.0
+        now = time.monotonic()
+        wall0, virtual0 = self._anchor
+        due = wall0 + (self._virtual_now + step - virtual0) / self.time_scale
+        if due < now - MAX_BEHIND_S:
+            # Fell behind (a busy CPU): carry on from here rather than race to catch up.
+            self._anchor = (now, self._virtual_now)
+            due = now + step / self.time_scale
+        return due - now
 
     def advance(self, seconds: float) -> None:
         if seconds > 0:
