@@ -176,9 +176,7 @@ def demo(
     out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for the CSVs and report."),
     duration: float = typer.Option(60.0, "--duration", help="Seconds of simulated running."),
     seed: int = typer.Option(0, "--seed"),
-    speed: float = typer.Option(
-        1.0, "--speed", help="Times real time (0: as fast as possible)."
-    ),
+    speed: float = typer.Option(1.0, "--speed", help="Times real time (0: as fast as possible)."),
     no_view: bool = typer.Option(False, "--no-view", help="No live view (progress lines)."),
     data_dir: Path = DATA_DIR_OPTION,
 ) -> None:
@@ -188,7 +186,11 @@ def demo(
 
     with _user_errors():
         demo_command(
-            out=out, duration_s=duration, seed=seed, speed=speed, data_dir=data_dir,
+            out=out,
+            duration_s=duration,
+            seed=seed,
+            speed=speed,
+            data_dir=data_dir,
             view=not no_view,
         )
 
@@ -207,25 +209,35 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except (
-        UsageError, BluetoothUnavailableError, SensorConfigError, SessionFormatError, JournalError
+        UsageError,
+        BluetoothUnavailableError,
+        SensorConfigError,
+        SessionFormatError,
+        JournalError,
     ) as exc:
         fail(str(exc))
 
 
+# Options `run` and `collect` share.
+SENSOR_OPTION = typer.Option(
+    [], "--sensor", help="LOCATION=ADDRESS or name suffix, e.g. sacrum=AA:BB:…; repeat."
+)
+SIMULATE_OPTION = typer.Option(
+    None, "--simulate", help="walk | run: the simulator through emulated sensors."
+)
+REPLAY_OPTION = typer.Option(
+    None, "--replay", help="Session folder (CSV) or journaled session to replay."
+)
+
+
 @app.command()
 def run(
-    sensor: list[str] = typer.Option(
-        [], "--sensor", help="LOCATION=ADDRESS or name suffix, e.g. sacrum=AA:BB:…; repeat."
-    ),
+    sensor: list[str] = SENSOR_OPTION,
     config: Path | None = typer.Option(
         None, "--config", help="session.toml with a [sensors] table (--sensor overrides)."
     ),
-    simulate: str | None = typer.Option(
-        None, "--simulate", help="walk | run: the simulator through emulated sensors."
-    ),
-    replay: Path | None = typer.Option(
-        None, "--replay", help="Session folder (CSV) or journaled session to replay."
-    ),
+    simulate: str | None = SIMULATE_OPTION,
+    replay: Path | None = REPLAY_OPTION,
     athlete: str | None = typer.Option(None, "--athlete"),
     activity: str | None = typer.Option(None, "--activity", help="walk | run | unknown"),
     duration: float | None = typer.Option(
@@ -279,18 +291,12 @@ def run(
 
 @app.command()
 def collect(
-    sensor: list[str] = typer.Option(
-        [], "--sensor", help="LOCATION=ADDRESS or name suffix, e.g. sacrum=AA:BB:…; repeat."
-    ),
+    sensor: list[str] = SENSOR_OPTION,
     config: Path | None = typer.Option(
         None, "--config", help="session.toml with a sensors table (--sensor overrides)."
     ),
-    simulate: str | None = typer.Option(
-        None, "--simulate", help="walk | run: the simulator through emulated sensors."
-    ),
-    replay: Path | None = typer.Option(
-        None, "--replay", help="Session folder (CSV) or journaled session to replay."
-    ),
+    simulate: str | None = SIMULATE_OPTION,
+    replay: Path | None = REPLAY_OPTION,
     athletes: int = typer.Option(
         1, "--athletes", help="Simulate: this many athletes side by side (seeds seed…seed+N−1)."
     ),
