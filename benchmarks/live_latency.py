@@ -18,6 +18,7 @@ Two figures per stride, as the sinks see it:
     python benchmarks/live_latency.py                    # 1 and 30 athletes, 60 s of running
     python benchmarks/live_latency.py --athletes 1 --duration 120
     python benchmarks/live_latency.py --source emulator  # 1 athlete through the BLE emulator
+    python benchmarks/live_latency.py --stub-core        # the pipeline's own cost, no signal core
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+import imu_stream.live.processor as processor_module
+from imu_stream.core.online import CalibrationState, CoreUpdate
 from imu_stream.live.sinks import LatencyProbe, StrideTiming
 from imu_stream.live.sources import ReplaySource, Source, simulated_source
 from imu_stream.pipeline import Pipeline, PipelineConfig, RunResult
@@ -53,6 +56,25 @@ class Scenario:
     probes: list[list[StrideTiming]]
     wall_s: float
     cpu_s: float
+    loop_cpu_s: float  # of that, the event loop's thread
+    load: tuple[float, float]  # the machine's 1-min load average before and after
+
+
+class PipelineOnlyCore:
+    """`--stub-core`: the OnlineProcessor's interface without its signal processing, so the
+    figures show what the pipeline itself costs (source, journal, pairing, hand-offs, sinks)."""
+
+    def __init__(self, locations: object, rate_hz: float) -> None:
+        self.rate_hz = rate_hz
+
+    def push(self, location: str, time_s: object, acc: object, gyr: object) -> None:
+        return None
+
+    def update(self) -> CoreUpdate:
+        return CoreUpdate(calibration=CalibrationState(True, "stub core"))
+
+    def finish(self) -> CoreUpdate:
+        return self.update()
 
 
 def make_source(kind: str, seed: int, duration_s: float) -> Source:
@@ -66,43 +88,45 @@ def make_source(kind: str, seed: int, duration_s: float) -> Source:
     return ReplaySource(sim.recordings, sim.info, speed=1.0, block_s=BLOCK_S, rate_hz=RATE_HZ)
 
 
-async def run_athletes(
-    n: int, kind: str, duration_s: float, data_dir: Path, update_every_s: float
-) -> tuple[list[RunResult], list[LatencyProbe]]:
-    probes = [LatencyProbe() for _ in range(n)]
-    pipelines = [
-        Pipeline(
-            make_source(kind, seed, duration_s),
-            PipelineConfig(
-                athlete=f"athlete {seed}",
-                activity="run",
-                data_dir=data_dir,
-                handle_signals=False,
-                update_every_s=update_every_s,
-            ),
-            [probe],
-        )
-        for seed, probe in enumerate(probes)
-    ]
+async def run_athletes(pipelines: list[Pipeline]) -> list[RunResult]:
     rng = random.Random(1)
 
     async def staggered(pipeline: Pipeline) -> RunResult:
         await asyncio.sleep(rng.uniform(0.0, 1.0))  # athletes do not start in lockstep
         return await pipeline.run()
 
-    results = await asyncio.gather(*(staggered(p) for p in pipelines))
-    return list(results), probes
+    return list(await asyncio.gather(*(staggered(p) for p in pipelines)))
 
 
 def scenario(n: int, kind: str, duration_s: float, update_every_s: float) -> Scenario:
     with tempfile.TemporaryDirectory() as tmp:
+        # Simulating the athletes is not part of the figures: done before the clocks start.
+        probes = [LatencyProbe() for _ in range(n)]
+        pipelines = [
+            Pipeline(
+                make_source(kind, seed, duration_s),
+                PipelineConfig(
+                    athlete=f"athlete {seed}",
+                    activity="run",
+                    data_dir=Path(tmp),
+                    handle_signals=False,
+                    update_every_s=update_every_s,
+                ),
+                [probe],
+            )
+            for seed, probe in enumerate(probes)
+        ]
+        load0 = os.getloadavg()[0]
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        loop0 = time.thread_time()  # asyncio.run's loop runs in this thread
         started = time.perf_counter()
-        results, probes = asyncio.run(run_athletes(n, kind, duration_s, Path(tmp), update_every_s))
+        results = asyncio.run(run_athletes(pipelines))
         wall = time.perf_counter() - started
+        loop_cpu = time.thread_time() - loop0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-    return Scenario(n, results, [p.timings for p in probes], wall, cpu)
+    load = (load0, os.getloadavg()[0])
+    return Scenario(n, results, [p.timings for p in probes], wall, cpu, loop_cpu, load)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -113,7 +137,8 @@ def _split(probes: list[list[StrideTiming]]) -> tuple[list[StrideTiming], list[S
     """(calibration backlog, steady state) of the strides emitted live. The core holds strides
     until it is calibrated, then releases that backlog in one update; from then on each stride
     is emitted on its own as soon as it is final."""
-    backlog, steady = [], []
+    backlog: list[StrideTiming] = []
+    steady: list[StrideTiming] = []
     for timings in probes:
         live = [t for t in timings if not t.final]
         if not live:
@@ -155,9 +180,11 @@ def report(s: Scenario, duration_s: float, kind: str) -> None:
     print(f"  ({at_end} strides only at the session end, from finish(): not counted)")
     print(
         f"  wall {s.wall_s:.1f} s, CPU {s.cpu_s:.1f} s ({100 * s.cpu_s / s.wall_s:.0f} % of one "
-        f"core, {os.cpu_count()} cores); core update max {1e3 * core_max:.0f} ms, total "
-        f"{core_total:.1f} s; processor-queue waits {waits}; longest ingest gap "
-        f"{1e3 * gaps:.0f} ms"
+        f"core, {os.cpu_count()} cores; event-loop thread {100 * s.loop_cpu_s / s.wall_s:.0f} %, "
+        f"other threads {100 * (s.cpu_s - s.loop_cpu_s) / s.wall_s:.0f} %); core update max "
+        f"{1e3 * core_max:.0f} ms, total {core_total:.1f} s; processor-queue waits {waits}; "
+        f"longest ingest gap {1e3 * gaps:.0f} ms; machine load {s.load[0]:.1f} → {s.load[1]:.1f} "
+        "(other processes take CPU from this one above about 1)"
     )
 
 
@@ -175,14 +202,23 @@ def main() -> None:
     parser.add_argument(
         "--switch-interval", type=float, default=None, help="sys.setswitchinterval (s)"
     )
+    parser.add_argument(
+        "--stub-core",
+        action="store_true",
+        help="replace the signal core by a stub: the pipeline's own cost and latency",
+    )
     args = parser.parse_args()
+    if args.stub_core:
+        processor_module.OnlineProcessor = PipelineOnlyCore  # type: ignore[misc,assignment]
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     print(
         f"live latency: {args.source} source, real time, blocks of {BLOCK_S * 1e3:.0f} ms; "
-        "journal, processor (worker thread) and a latency probe sink per athlete"
+        "journal, processor (core worker thread until calibrated, then the event loop) and a "
+        "latency probe sink per athlete"
     )
     print(
+        f"{'STUB core (pipeline only), ' if args.stub_core else ''}"
         f"core update after every {args.update_every:g} s of new data (0: every batch); "
         f"interpreter switch interval {1e3 * sys.getswitchinterval():g} ms"
     )

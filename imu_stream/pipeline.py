@@ -4,7 +4,7 @@
  source ──events──▶ ingest ──(1) journal.append_block──▶ session journal (commit thread, ≤ 0.25 s)
  (BLE collector,     │
   simulator, replay) └──(2) bounded processor queue──▶ processor: pairing → OnlineProcessor
-                                                             │  (update() in a worker thread)
+                                                             │  (long steps in a worker thread)
                                sinks ◀──LiveUpdate───────────┘
         journal outputs · live view · InfluxDB · MQTT · … (any `Sink`)
 ```
@@ -19,8 +19,12 @@ Backpressure, stage by stage:
    that far behind the ingest task waits for room; the block in hand is already journaled, and
    the wait propagates to the source (the BLE collector's notification queue absorbs minutes of
    data and counts any overflow; replay and simulation simply slow down). Waits are counted.
-   The core's `update()` runs in a worker thread so the event loop (BLE callbacks, receive
-   timestamps, journal appends) keeps going while it computes.
+   The processor takes everything queued at once (one batch per turn of the event loop).
+   Core updates before calibration (one of them calibrates and processes the whole backlog,
+   ≈ 0.5 s) run in the process's one core worker thread (`live.core_worker`), so the event
+   loop (BLE callbacks, receive timestamps, journal appends) keeps going meanwhile; after
+   calibration the steps (a few ms) run on the event loop, since a thread hop would cost more
+   than they do (CPU, and a hand-over of the interpreter lock each way).
 3. **Sinks: never waited for.** Each `on_*` call returns at once; a slow consumer is the sink's
    own bounded buffer: the live view keeps only the latest state and drops frames, the InfluxDB
    writer spills to its spool (bounded, oldest dropped first), the MQTT publisher keeps QoS 1
@@ -49,6 +53,7 @@ from typing import Any, TypeVar
 
 from imu_stream.core.clock import SensorGap
 from imu_stream.core.online import CoreUpdate
+from imu_stream.live.core_worker import core_worker, freeze_startup_objects
 from imu_stream.live.processor import ProcessorStage
 from imu_stream.live.records import (
     LiveUpdate,
@@ -81,13 +86,14 @@ class PipelineConfig:
     duration_s: float | None = None  # session seconds, then stop (None: until the source ends)
     notes: str = ""
     processor_queue_blocks: int = 4096  # ≈ 25 s of three BLE sensors
-    processor_in_thread: bool = True
-    # Session seconds of new data between core updates: the core's update() costs a few ms
-    # whatever the amount of new data, so asking after every notification (≈ 150/s for three
-    # sensors) would spend most of a core; every 20 ms adds at most that much latency.
+    processor_in_thread: bool = True  # long core steps in the core worker thread
+    # Session seconds of new data between core updates: each call has a cost, so asking after
+    # every notification (≈ 150/s for three sensors) would waste CPU; every 20 ms adds at most
+    # that much latency. (When the process is busy, batches grow and calls get rarer anyway.)
     update_every_s: float = 0.02
     flush_interval_s: float = 0.25  # journal commit interval: the crash-loss bound
     handle_signals: bool = True  # Ctrl-C / SIGTERM stop the session cleanly
+    freeze_gc: bool = True  # see `live.core_worker.freeze_startup_objects`
     sink_close_timeout_s: float = 10.0
 
 
@@ -211,6 +217,8 @@ class Pipeline:
             await self.source.stop()
             raise
         writer = self.writer
+        if self.config.freeze_gc:
+            freeze_startup_objects()
         self.sinks = [JournalOutputs(writer), *self.extra_sinks]
         self._install_signals(loop)
         tasks: list[asyncio.Task[None]] = []
@@ -290,7 +298,7 @@ class Pipeline:
                         counters.max_gap_s = now - previous
                     previous = now
                     loc = event.location
-                    counters.samples[loc] = counters.samples.get(loc, 0) + event.n_samples
+                    counters.samples[loc] = counters.samples.get(loc, 0) + event.time_s.size
                     if loc not in self._seen_locations:
                         self._seen_locations.add(loc)
                         writer.update_meta(sensors=self.source.sensors())
@@ -315,13 +323,13 @@ class Pipeline:
             self.ingest.gaps += 1
             self._to_sinks("on_session_event", gap_event(event))
 
-    async def _call(self, step: Callable[[], T]) -> T:
-        if self.config.processor_in_thread:
-            return await asyncio.to_thread(step)
+    async def _call(self, step: Callable[[], T], long: bool = True) -> T:
+        if long and self.config.processor_in_thread:
+            return await core_worker().run(step)
         return step()
 
     async def _process(self) -> None:
-        queue = self._queue
+        queue, stage = self._queue, self.stage
         pending: list[float] = []  # arrival times of the blocks pushed since the last update
         done = False
         try:
@@ -338,18 +346,18 @@ class Pipeline:
                     item = queue.get_nowait()
                 if not batch:
                     continue
-                newest = max(float(b.time_s[-1]) for b in batch)
-                if not newest <= self._data_time_s:  # also when still NaN
-                    self._data_time_s = newest
-                pending.extend(b.arrival_s for b in batch)
-                core = await self._call(partial(self.stage.process, batch))
-                self._note_rate()
+                pending.extend([b.arrival_s for b in batch])
+                long = stage.may_take_long(batch)
+                core = await self._call(partial(stage.process, batch), long)
+                if not stage.newest_s <= self._data_time_s:  # also when still NaN
+                    self._data_time_s = stage.newest_s
                 if core is not None:
+                    self._note_rate()
                     # Any block since the last update may be the one that made a result final.
                     self._emit(core, pending, final=False)
                     pending = []
             if not self._force:
-                core = await self._call(self.stage.finish)
+                core = await self._call(stage.finish)
                 self._note_rate()
                 self._emit(core, [], final=True)
         except Exception:
@@ -360,7 +368,9 @@ class Pipeline:
                 done = await queue.get() is None
 
     def _note_rate(self) -> None:
-        if not self._rate_recorded and self.stage.rate_hz and self.writer is not None:
+        if self._rate_recorded:
+            return
+        if self.stage.rate_hz and self.writer is not None:
             extra = {**self.writer.meta.extra, "processing_rate_hz": self.stage.rate_hz}
             self.writer.update_meta(extra=extra)
             self._rate_recorded = True

@@ -218,3 +218,67 @@ def test_processor_failure_keeps_recording(tmp_path: Path) -> None:
         assert reader.is_closed
         samples = reader.n_samples()
     assert sum(samples.values()) == result.counters["ingest"]["samples"] > 0
+
+
+def test_long_steps_in_the_core_thread_steady_ones_on_the_event_loop(tmp_path: Path) -> None:
+    """Before calibration every core update may be the long calibrating one: it runs in the
+    core worker thread; after it, steps run on the event loop, with the same strides."""
+    import asyncio
+    import gc
+    import threading
+
+    sim = simulate(
+        SimulationConfig(activity="run", duration_s=16.0, rate_hz=200.0, seed=5, standing_s=2.0)
+    )
+    # Paced (4× real time), so that batches stay small once the calibration backlog is done;
+    # as fast as possible, the source would outrun the processor and every batch be long.
+    source = ReplaySource(sim.recordings, sim.info, speed=4.0, block_s=0.02)
+    pipeline = Pipeline(source, PipelineConfig(data_dir=tmp_path, handle_signals=False))
+    calls: list[tuple[bool, bool, str]] = []  # calibrated before, core updated, thread
+    process = pipeline.stage.process
+
+    def recorded(batch: list[object]) -> object:
+        calibrated = pipeline.stage.calibrated
+        core = process(batch)  # type: ignore[arg-type]
+        calls.append((calibrated, core is not None, threading.current_thread().name))
+        return core
+
+    pipeline.stage.process = recorded  # type: ignore[method-assign]
+    result = asyncio.run(pipeline.run())
+    loop_thread = threading.current_thread().name
+    calibrating = [name for calibrated, updated, name in calls if updated and not calibrated]
+    steady = [name for calibrated, _, name in calls if calibrated]
+    assert calibrating and all(name.startswith("imu-core") for name in calibrating)
+    assert len(steady) > 50
+    assert sum(name == loop_thread for name in steady) >= 0.5 * len(steady)
+    assert len(result.strides) > 10
+    assert_same_strides(result.strides, analyze_session(sim.recordings, sim.info).strides)
+    assert gc.get_freeze_count() > 0  # the startup objects are out of the collector's way
+
+
+def test_update_cadence_before_and_after_calibration() -> None:
+    """20 ms blocks: before calibration the core is asked every 0.1 s; after it, with
+    `update_every_s` 0.02, after every block — not every other one, as float sums of
+    session times would make it without a tolerance (20 ms more latency)."""
+    from imu_stream.live.processor import CALIBRATING_UPDATE_EVERY_S, ProcessorStage
+    from imu_stream.live.records import StampedBlock
+
+    sim = simulate(
+        SimulationConfig(activity="run", duration_s=16.0, rate_hz=200.0, seed=2, standing_s=2.0)
+    )
+    stage = ProcessorStage(tuple(sim.recordings), lambda: 200.0, update_every_s=0.02)
+    due: dict[bool, list[bool]] = {False: [], True: []}  # calibrated before the block → due
+    n = sim.recordings["sacrum"].time_s.size
+    for start in range(0, n - 4, 4):  # 4 samples at 200 Hz: 20 ms
+        batch = []
+        for loc, rec in sim.recordings.items():
+            sl = slice(start, start + 4)
+            block = SampleBlock("imu6", acc=rec.acc[sl], gyro=rec.gyr[sl], location=loc)
+            batch.append(StampedBlock(block, rec.time_s[sl]))
+        calibrated = stage.calibrated
+        due[calibrated].append(stage.process(batch) is not None)
+    before, after = due[False], due[True]
+    assert len(before) > 100 and len(after) > 100
+    every = round(CALIBRATING_UPDATE_EVERY_S / 0.02)
+    assert sum(before) == pytest.approx(len(before) / every, abs=1)
+    assert all(after)

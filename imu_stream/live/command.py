@@ -198,8 +198,7 @@ class HeadlessProgress(BaseSink):
             self.next_s = (t // self.interval_s + 1) * self.interval_s
             recent = [s for s in self.strides[-40:] if s.quality == 0]
             means = {
-                side: _mean([s.pelvic_drop_deg for s in recent if s.side == side])
-                for side in SIDES
+                side: _mean([s.pelvic_drop_deg for s in recent if s.side == side]) for side in SIDES
             }
             cpd = f"L {means['left']:.1f}°, R {means['right']:.1f}°"
             self.console.print(

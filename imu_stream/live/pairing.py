@@ -36,13 +36,16 @@ class _Increasing:
     def __init__(self) -> None:
         self.last = -np.inf
 
-    def keep(self, t: FloatArray) -> np.ndarray:
-        if t.size == 0:
-            return np.zeros(0, dtype=bool)
-        first, last = float(t[0]), float(t[-1])
-        if first > self.last and (t.size == 1 or bool(np.all(t[1:] > t[:-1]))):
-            self.last = last  # the usual case: later than everything before, increasing
-            return np.ones(t.size, dtype=bool)
+    def keep(self, t: FloatArray) -> np.ndarray | None:
+        """The mask of the samples to keep; None when all are kept (the usual case: later
+        than everything before and increasing), so the caller need not index."""
+        n = t.size
+        if n == 0:
+            return None
+        last = t.item(-1)
+        if t.item(0) > self.last and (n == 1 or bool((t[1:] > t[:-1]).all())):
+            self.last = last
+            return None
         prior = np.maximum.accumulate(np.concatenate(([self.last], t[:-1])))
         keep = t > prior
         self.last = max(self.last, float(t.max()))
@@ -63,33 +66,37 @@ class SensorPairing:
         self._split = False  # this sensor sends acc and gyro in separate blocks
         self.pending_samples = 0
 
-    def _combined_only(self) -> bool:
-        return not self._split and self._acc_t.size == 0
-
     def add(self, block: SampleBlock, time_s: FloatArray) -> Pair | None:
         acc, gyr = block.acc, block.gyro
-        if acc is not None and gyr is not None and self._combined_only():
+        if acc is not None and gyr is not None and not self._split and self._acc_t.size == 0:
             # One block with both (Movesense IMU6): the times are shared, nothing to pair.
             keep = self._acc_order.keep(time_s)
             self._gyr_order.last = self._acc_order.last
-            if not keep.all():
+            if keep is not None:
                 time_s, acc, gyr = time_s[keep], acc[keep], gyr[keep]
             if time_s.size == 0:
                 return None
-            self._gyr_first = float(time_s[0]) if self._gyr_first is None else self._gyr_first
+            if self._gyr_first is None:
+                self._gyr_first = time_s.item(0)
             return Pair(time_s, np.asarray(acc, np.float64), np.asarray(gyr, np.float64))
         self._split = True
         if acc is not None:
             keep = self._acc_order.keep(time_s)
-            self._acc_t = np.concatenate((self._acc_t, time_s[keep]))
-            self._acc_v = np.concatenate((self._acc_v, np.asarray(acc, np.float64)[keep]))
+            t, values = time_s, np.asarray(acc, np.float64)
+            if keep is not None:
+                t, values = t[keep], values[keep]
+            self._acc_t = np.concatenate((self._acc_t, t))
+            self._acc_v = np.concatenate((self._acc_v, values))
         if gyr is not None:
             keep = self._gyr_order.keep(time_s)
-            if np.any(keep):
+            t, values = time_s, np.asarray(gyr, np.float64)
+            if keep is not None:
+                t, values = t[keep], values[keep]
+            if t.size:
                 if self._gyr_first is None:
-                    self._gyr_first = float(time_s[keep][0])
-                self._gyr_t = np.concatenate((self._gyr_t, time_s[keep]))
-                self._gyr_v = np.concatenate((self._gyr_v, np.asarray(gyr, np.float64)[keep]))
+                    self._gyr_first = t.item(0)
+                self._gyr_t = np.concatenate((self._gyr_t, t))
+                self._gyr_v = np.concatenate((self._gyr_v, values))
         return self._release()
 
     def _release(self) -> Pair | None:

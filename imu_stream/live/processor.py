@@ -2,6 +2,16 @@
 
 The `OnlineProcessor` is created when the processing rate is known (for BLE, once the sacrum
 sensor is configured); pairs that arrive before are held and pushed then, in order.
+
+`may_take_long()` tells the caller whether the next `process()` belongs in a worker thread:
+before calibration any update may be the one that calibrates and processes the whole backlog
+(hundreds of ms). After it an update costs about what its new data do: a few ms for a
+fraction of a second, tens of ms for a catch-up batch after a stall; less than a thread hop
+would cost (≈ 0.15 ms of CPU and a hand-over of the interpreter lock each way) or risk (a
+catch-up waiting behind other athletes' calibrations). Pushing alone is always short. Before
+calibration the core is asked only every `CALIBRATING_UPDATE_EVERY_S` (it reports no strides
+then, only how calibration goes), so that those thread hops stay few when many athletes
+start at once.
 """
 
 from __future__ import annotations
@@ -17,6 +27,8 @@ from imu_stream.core.online import CoreUpdate, OnlineProcessor
 from imu_stream.live.pairing import Pair, SensorPairing
 from imu_stream.live.records import StampedBlock
 from imu_stream.records import FloatArray, SampleBlock
+
+CALIBRATING_UPDATE_EVERY_S = 0.1  # session seconds between core updates before calibration
 
 
 @dataclass(slots=True)
@@ -53,6 +65,11 @@ class ProcessorStage:
         # most every `update_every_s` of session time bounds it (at that much added latency).
         self.update_every_s = update_every_s
         self._updated_at_s = -math.inf
+        # Session times of 20 ms blocks are sums of floats: without this slack an update
+        # every 0.02 s would fall due only every other block.
+        self._due_slack_s = 1e-6
+        self.newest_s = -math.inf  # newest sample time handed to `process()`
+        self.calibrated = False  # as of the last update
         self.counters = ProcessorCounters()
 
     def push(self, stamped: StampedBlock) -> None:
@@ -91,24 +108,46 @@ class ProcessorStage:
             return CoreUpdate()
         return self._timed(self.processor.update)
 
+    def may_take_long(self, batch: Sequence[StampedBlock]) -> bool:
+        """Whether `process(batch)` may run long: when it asks the core for an update before
+        calibration (see the module's docstring)."""
+        if self.calibrated:
+            return False
+        return self._due(max([self.newest_s, *(b.time_s.item(-1) for b in batch)]))
+
+    def _due(self, newest_s: float) -> bool:
+        every = self.update_every_s
+        if not self.calibrated:
+            every = max(every, CALIBRATING_UPDATE_EVERY_S)
+        return newest_s - self._updated_at_s >= every - self._due_slack_s
+
     def process(self, batch: Sequence[StampedBlock]) -> CoreUpdate | None:
-        """Push a batch (one trip to a worker thread) and, when `update_every_s` of new data
-        has arrived since the last update, ask the core what became final; else None.
+        """Push a batch and, when `update_every_s` of new data has arrived since the last
+        update (before calibration: `CALIBRATING_UPDATE_EVERY_S`), ask the core what became
+        final; else None.
 
         A sensor's blocks of one kind are joined first: the pairing's result does not depend
         on how its input is cut, and one call per sensor costs less than one per block."""
+        if not batch:
+            return None
         groups: dict[tuple[str, bool, bool], list[StampedBlock]] = {}
+        newest = self.newest_s
         for stamped in batch:
             b = stamped.block
             key = (stamped.location, b.acc is not None, b.gyro is not None)
-            groups.setdefault(key, []).append(stamped)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [stamped]
+            else:
+                group.append(stamped)
+            last = stamped.time_s.item(-1)
+            if last > newest:
+                newest = last
+        self.newest_s = newest
         for blocks in groups.values():
             self.push(blocks[0] if len(blocks) == 1 else _joined(blocks))
         self.counters.blocks += len(batch) - len(groups)
-        if not batch or self.processor is None:
-            return None
-        newest = max(float(b.time_s[-1]) for b in batch)
-        if newest - self._updated_at_s < self.update_every_s:
+        if self.processor is None or not self._due(newest):
             return None
         self._updated_at_s = newest
         return self.update()
@@ -131,6 +170,7 @@ class ProcessorStage:
         c.updates += 1
         c.update_s_total += elapsed
         c.update_s_max = max(c.update_s_max, elapsed)
+        self.calibrated = result.calibration.calibrated
         c.events += len(result.events)
         c.strides += len(result.strides)
         c.angle_samples += int(result.angles.time_s.size)

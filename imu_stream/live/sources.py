@@ -319,17 +319,16 @@ class ReplaySource:
         n_blocks = math.ceil((self.end_s - self.t0) / self.block_s) + 2
         edges = self.t0 + np.arange(1, n_blocks + 1) * self.block_s
         # Block boundaries of every sensor at once: the loop below only slices.
-        bounds = {
-            loc: np.searchsorted(rec.time_s, edges, side="left").tolist()
+        streams = [
+            (loc, rec, np.searchsorted(rec.time_s, edges, side="left").tolist())
             for loc, rec in self.recordings.items()
-        }
+        ]
         cursors = dict.fromkeys(self.recordings, 0)
         counts = dict.fromkeys(self.recordings, 0)
         next_status = self.t0 + self.status_interval_s
-        for k in range(n_blocks):
+        for k, edge in enumerate(edges.tolist()):
             if self._stopping.is_set():
                 break
-            edge = float(edges[k])
             if self.speed > 0:
                 due = self._loop_start + (edge - self.t0) / self.speed
                 delay = due - loop.time()
@@ -337,9 +336,9 @@ class ReplaySource:
                     await asyncio.sleep(delay)
             else:
                 await asyncio.sleep(0)  # let the rest of the pipeline run
-            for loc, rec in self.recordings.items():
+            for loc, rec, bounds in streams:
                 lo = cursors[loc]
-                hi = bounds[loc][k]
+                hi = bounds[k]
                 if hi <= lo:
                     continue
                 cursors[loc] = hi
@@ -349,8 +348,8 @@ class ReplaySource:
                     "imu6",
                     acc=rec.acc[lo:hi],
                     gyro=rec.gyr[lo:hi],
-                    mag=rec.mag[lo:hi] if rec.mag is not None else None,
-                    host_time_s=float(t[-1]),
+                    mag=None if rec.mag is None else rec.mag[lo:hi],
+                    host_time_s=t.item(-1),
                     location=loc,
                 )
                 yield StampedBlock(block, t)
