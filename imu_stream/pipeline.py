@@ -267,21 +267,9 @@ class Pipeline:
             return self._data_time_s if math.isfinite(self._data_time_s) else 0.0
 
     async def _stopper(self) -> None:
-        ends = [e for e in (self.source.end_s, self.config.duration_s) if e is not None]
-        end = min(ends) if ends else None
-        while not self._stop.is_set():
-            timeout = None
-            if end is not None:
-                remaining = end - self.source.session_time()
-                if remaining <= 0:
-                    self.request_stop(
-                        "duration reached" if end == self.config.duration_s else "end"
-                    )
-                    break
-                timeout = min(remaining, 0.25)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout)
-        await self.source.stop()
+        await stop_at_session_end(
+            self.source, self.config.duration_s, self._stop, self.request_stop
+        )
 
     async def _ingest(self) -> None:
         writer = self.writer
@@ -455,3 +443,31 @@ class Pipeline:
             "waits": str(self.ingest.queue_full_waits),
             "core": f"{1e3 * self.stage.counters.update_s_max:.0f} ms max",
         }
+
+
+END_TOLERANCE_S = 1e-3  # a session this close to its end has reached it
+
+
+async def stop_at_session_end(
+    source: Source,
+    duration_s: float | None,
+    stop: asyncio.Event,
+    request_stop: Callable[[str], None],
+) -> None:
+    """Ask to stop when the session reaches its duration or the source its end, then stop the
+    source (after `stop` is set, whoever set it)."""
+    ends = [e for e in (source.end_s, duration_s) if e is not None]
+    end = min(ends) if ends else None
+    while not stop.is_set():
+        timeout = None
+        if end is not None:
+            remaining = end - source.session_time()
+            # Not `<= 0`: on the virtual clock a timeout under asyncio's clock resolution
+            # fires without moving the clock, and this loop would spin forever.
+            if remaining <= END_TOLERANCE_S:
+                request_stop("duration reached" if end == duration_s else "end")
+                break
+            timeout = min(remaining, 0.25)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout)
+    await source.stop()

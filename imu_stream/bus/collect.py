@@ -39,7 +39,7 @@ from imu_stream.bus.markers import EndOfSession, encode_end
 from imu_stream.core.clock import SensorGap
 from imu_stream.live.records import StampedBlock, gap_event, status_record
 from imu_stream.live.sources import Source
-from imu_stream.pipeline import PipelineConfig
+from imu_stream.pipeline import PipelineConfig, stop_at_session_end
 from imu_stream.records import FloatArray, SampleBlock, SensorStatus
 from imu_stream.sinks import wire
 from imu_stream.sinks.journal import JournalWriter, SessionEvent, SessionMeta
@@ -47,7 +47,6 @@ from imu_stream.sinks.mqtt import QOS_RAW, QOS_RELIABLE, MqttConfig, MqttPublish
 
 log = logging.getLogger(__name__)
 
-END_TOLERANCE_S = 1e-3  # a session this close to its end has reached it
 RAW_BLOCK_S = 0.1  # notifications of one sensor stream joined into one raw message
 _ARRAYS = tuple(name for name, _ in wire.RAW_ARRAYS_V1)
 
@@ -241,23 +240,9 @@ class CollectSession:
             await writer.aclose()
 
     async def _stopper(self) -> None:
-        ends = [e for e in (self.source.end_s, self.config.duration_s) if e is not None]
-        end = min(ends) if ends else None
-        while not self._stop.is_set():
-            timeout = None
-            if end is not None:
-                remaining = end - self.source.session_time()
-                # Not `<= 0`: on the virtual clock a timeout under asyncio's clock resolution
-                # fires without moving the clock, and this loop would spin forever.
-                if remaining <= END_TOLERANCE_S:
-                    self.request_stop(
-                        "duration reached" if end == self.config.duration_s else "end"
-                    )
-                    break
-                timeout = min(remaining, 0.25)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout)
-        await self.source.stop()
+        await stop_at_session_end(
+            self.source, self.config.duration_s, self._stop, self.request_stop
+        )
 
     async def _ingest(self) -> None:
         async for event in self.source.events():
