@@ -20,7 +20,7 @@ JERK_SIGMA_S = 0.05
 JERK_REFINE_SIGMA_S = 0.025
 MIN_JERK_PROMINENCE = 10.0  # m/s³
 MIN_STEP_S = 0.25
-MAX_STEP_S = 1.2  # a longer pause ends a walking bout
+MAX_STEP_S = 1.4  # a longer pause ends a walking bout (slow steps in turns reach 1.2–1.3 s)
 CLOSE_STEP_RATIO = 0.65  # a step shorter than this fraction of the local median is spurious
 MIN_BOUT_STEPS = 3
 PROMINENCE_HALF_WINDOW_S = 0.75  # a peak's prominence is judged within ± this
@@ -56,13 +56,21 @@ def ic_candidates(vertical_acc: FloatArray, fs: float) -> tuple[np.ndarray, Floa
 
 def step_sequence(peaks: np.ndarray, strength: FloatArray, fs: float) -> np.ndarray:
     """Mask of the candidates that form a regular step sequence (walking bouts)."""
-    kept = np.flatnonzero(_drop_close_steps(peaks / fs, strength))
+    return step_sequence_masks(peaks, strength, fs)[1]
+
+
+def step_sequence_masks(
+    peaks: np.ndarray, strength: FloatArray, fs: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(not a spurious close step, in a regular step sequence) masks of the candidates."""
+    regular = drop_close_steps(peaks / fs, strength)
+    kept = np.flatnonzero(regular)
     mask = np.zeros(peaks.size, dtype=bool)
     mask[kept[_bout_mask(peaks[kept], fs)]] = True
-    return mask
+    return regular, mask
 
 
-def _drop_close_steps(times_s: FloatArray, strength: FloatArray) -> np.ndarray:
+def drop_close_steps(times_s: FloatArray, strength: FloatArray) -> np.ndarray:
     keep = np.ones(times_s.size, dtype=bool)
     while True:
         idx = np.flatnonzero(keep)

@@ -22,7 +22,7 @@ from imu_stream.core.events import (
     MAX_STEP_S,
     MIN_STEP_S,
     ic_candidates,
-    step_sequence,
+    step_sequence_masks,
 )
 from imu_stream.core.metrics import stride_metrics
 from imu_stream.core.orientation import (
@@ -67,6 +67,7 @@ MIN_BLOCK_S = 0.1  # after calibration, process at least this much data at a tim
 BOUT_VOTE_CONTACTS = 5  # a new bout's sides are decided once it has this many contacts
 TURN_DEG_PER_STRIDE = 25.0
 LOW_CONFIDENCE = 0.2
+_OPEN, _REJECTED, _COMMITTED = 0, 1, 2  # states of a candidate contact
 
 
 @dataclass(slots=True)
@@ -130,6 +131,7 @@ class OnlineProcessor:
         self._history: dict[str, FloatArray] = {}
         self._candidate_index = np.zeros(0, dtype=np.int64)
         self._candidate_strength = np.zeros(0)
+        self._candidate_state = np.zeros(0, dtype=np.int8)  # _OPEN, _REJECTED or _COMMITTED
         self._candidates_done = 0
         self._decided_candidates = 0
         self._contacts: list[_Contact] = []
@@ -300,6 +302,7 @@ class OnlineProcessor:
         if stale > 0:
             self._candidate_index = self._candidate_index[stale:]
             self._candidate_strength = self._candidate_strength[stale:]
+            self._candidate_state = self._candidate_state[stale:]
             self._decided_candidates -= stale
 
     # --- events, sides, strides ----------------------------------------------------------
@@ -316,6 +319,9 @@ class OnlineProcessor:
         new = (peaks >= self._candidates_done) & (peaks < settle_to)
         self._candidate_index = np.concatenate([self._candidate_index, peaks[new]])
         self._candidate_strength = np.concatenate([self._candidate_strength, strength[new]])
+        self._candidate_state = np.concatenate(
+            [self._candidate_state, np.full(int(new.sum()), _OPEN, dtype=np.int8)]
+        )
         self._candidates_done = settle_to
 
     def _next_decision_index(self) -> int:
@@ -333,11 +339,21 @@ class OnlineProcessor:
                 return
             lo = c - round(STEP_CONTEXT_S * self.fs)
             hi = c + visible_after if not final else self._processed_n + 1
-            sel = (self._candidate_index >= lo) & (self._candidate_index < hi)
+            state = self._candidate_state
+            sel = np.flatnonzero(
+                (self._candidate_index >= lo)
+                & (self._candidate_index < hi)
+                & (state != _REJECTED)
+            )
             peaks = self._candidate_index[sel]
-            keep = step_sequence(peaks, self._candidate_strength[sel], self.fs)
-            accepted = peaks[keep]
-            self._commit(accepted, c, out, final)
+            # Decisions are final: a committed contact wins every later conflict, and a
+            # candidate found spurious at its own decision stays out of later windows.
+            strength = np.where(state[sel] == _COMMITTED, np.inf, self._candidate_strength[sel])
+            regular, keep = step_sequence_masks(peaks, strength, self.fs)
+            own = int(np.searchsorted(sel, self._decided_candidates))
+            if own < sel.size and sel[own] == self._decided_candidates and not regular[own]:
+                state[self._decided_candidates] = _REJECTED
+            self._commit(peaks[keep], c, out, final)
             self._decided_candidates += 1
 
     def _commit(self, accepted: np.ndarray, up_to: int, out: CoreUpdate, final: bool) -> None:
@@ -380,6 +396,7 @@ class OnlineProcessor:
         is_left = next_side(self._bout, float(scores_ahead[0]))
         contact = _Contact(index, time_s, is_left, self._bout_id, self._bout.confidence)
         self._contacts.append(contact)
+        self._candidate_state[np.searchsorted(self._candidate_index, index)] = _COMMITTED
         self._contacts = self._contacts[-8:]
         side = "left" if is_left else "right"
         out.events.append(GaitEvent(time_s, side, "IC"))
