@@ -8,8 +8,7 @@ jolts, sitting down and shuffling.
 
 from __future__ import annotations
 
-import statistics
-
+import numba
 import numpy as np
 from scipy import signal
 
@@ -63,37 +62,66 @@ def step_sequence_masks(
     peaks: np.ndarray, strength: FloatArray, fs: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """(not a spurious close step, in a regular step sequence) masks of the candidates."""
-    regular = drop_close_steps(peaks / fs, strength)
-    kept = np.flatnonzero(regular)
-    mask = np.zeros(peaks.size, dtype=bool)
-    mask[kept[_bout_mask(peaks[kept], fs)]] = True
+    regular = np.empty(peaks.size, dtype=np.bool_)
+    mask = np.empty(peaks.size, dtype=np.bool_)
+    step_rules(
+        np.asarray(peaks, dtype=np.int64), np.asarray(strength, dtype=np.float64), fs, regular, mask
+    )
     return regular, mask
 
 
-def drop_close_steps(times_s: FloatArray, strength: FloatArray) -> np.ndarray:
-    keep = np.ones(times_s.size, dtype=bool)
+# The step rules run once per candidate contact on its window of ~20 candidates: an iterative
+# removal with medians, compiled because Python's per-call overhead would dominate.
+@numba.njit(cache=True)
+def step_rules(
+    peaks: np.ndarray, strength: np.ndarray, fs: float, regular: np.ndarray, mask: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Fills `regular` (not a spurious close step) and `mask` (also in a run of at least
+    MIN_BOUT_STEPS steps without a pause longer than MAX_STEP_S)."""
+    n = peaks.size
+    _close_step_mask(peaks / fs, strength, regular)
+    max_gap = MAX_STEP_S * fs
+    mask[:] = False
+    run_start = -1  # position of the first kept candidate of the current run
+    run_len = 0
+    last = -1
+    for k in range(n + 1):
+        if k < n and not regular[k]:
+            continue
+        if k < n and last >= 0 and peaks[k] - peaks[last] <= max_gap:
+            run_len += 1
+        else:
+            if run_len >= MIN_BOUT_STEPS:
+                for j in range(run_start, k):
+                    mask[j] = regular[j]
+            run_start, run_len = k, 1
+        last = k
+
+
+@numba.njit(cache=True)
+def _close_step_mask(
+    times_s: np.ndarray, strength: np.ndarray, keep: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Drops, one at a time, the weaker end of the step shortest against its local median."""
+    keep[:] = True
     while True:
         idx = np.flatnonzero(keep)
         if idx.size < 3:
-            return keep
+            return
         steps = np.diff(times_s[idx])
         if steps.min() >= CLOSE_STEP_RATIO * steps.max():
-            return keep  # no step can be short against its neighbours' median
-        local = _local_median(steps, 3)
-        bad = np.flatnonzero((steps < CLOSE_STEP_RATIO * local) & (steps < MAX_STEP_S))
-        if bad.size == 0:
-            return keep
-        k = bad[np.argmin(steps[bad] / local[bad])]
-        a, b = idx[k], idx[k + 1]
+            return  # no step can be short against its neighbours' median
+        worst, worst_ratio = -1, np.inf
+        for k in range(steps.size):
+            local = np.median(steps[max(0, k - 3) : k + 4])
+            if steps[k] < CLOSE_STEP_RATIO * local and steps[k] < MAX_STEP_S:
+                ratio = steps[k] / local
+                if ratio < worst_ratio:
+                    worst, worst_ratio = k, ratio
+        if worst < 0:
+            return
+        a, b = idx[worst], idx[worst + 1]
         keep[a if strength[a] < strength[b] else b] = False
-
-
-def _bout_mask(peaks: np.ndarray, fs: float) -> np.ndarray:
-    """Candidates in runs of at least MIN_BOUT_STEPS steps without a long pause."""
-    if peaks.size == 0:
-        return np.zeros(0, dtype=bool)
-    bout_id = np.concatenate([[0], np.cumsum(np.diff(peaks) > MAX_STEP_S * fs)])
-    return np.asarray(np.bincount(bout_id)[bout_id] >= MIN_BOUT_STEPS)
 
 
 def bout_slices(ic_idx: np.ndarray, fs: float) -> list[np.ndarray]:
@@ -134,16 +162,3 @@ def window_mean_change(values: FloatArray, idx: np.ndarray, before: int, after: 
     pre = (csum[a1] - csum[a0]) / np.maximum(a1 - a0, 1).reshape((-1,) + (1,) * (values.ndim - 1))
     post = (csum[b1] - csum[a1]) / np.maximum(b1 - a1, 1).reshape((-1,) + (1,) * (values.ndim - 1))
     return np.asarray(post - pre)
-
-
-def _local_median(values: FloatArray, half: int) -> FloatArray:
-    """Median over ±half neighbours (fewer at the ends)."""
-    n = values.size
-    out = np.empty(n)
-    if n > 2 * half:
-        windows = np.lib.stride_tricks.sliding_window_view(values, 2 * half + 1)
-        out[half : n - half] = np.median(windows, axis=1)
-    listed = values.tolist()  # the few edge medians: cheaper on lists than via numpy
-    for k in (*range(min(half, n)), *range(max(half, n - half), n)):
-        out[k] = statistics.median(listed[max(0, k - half) : k + half + 1])
-    return out

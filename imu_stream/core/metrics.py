@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 
 from imu_stream.records import AngleSeries, FloatArray, GaitEvent, Stride, StrideQuality
@@ -19,23 +20,45 @@ MIN_STANCE_FRACTION = 0.15
 MAX_STANCE_FRACTION = 0.85
 
 
-def _window_max(values: FloatArray | None, lo: int, hi: int) -> float:
-    if values is None or hi <= lo:
-        return float("nan")
-    window = values[lo:hi]
-    peak = float(window.max())
-    if np.isnan(peak):  # NaNs in the window: the largest finite value, if any
-        return float(np.nanmax(window)) if np.any(np.isfinite(window)) else float("nan")
-    return peak
+# Window statistics for every stride at once: one compiled pass instead of a few numpy calls
+# per stride per column, which dominated the core's time.
+@numba.njit(cache=True)
+def window_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Largest finite value of values[lo[k]:hi[k]] for each k; NaN where there is none."""
+    out = np.full(lo.size, np.nan)
+    for k in range(lo.size):
+        for i in range(max(lo[k], 0), min(hi[k], values.size)):
+            v = values[i]
+            if v == v and not v <= out[k]:  # v is not NaN, and out[k] is NaN or smaller
+                out[k] = v
+    return out
 
 
-def _window_range(values: FloatArray | None, lo: int, hi: int) -> float:
-    if values is None or hi <= lo:
-        return float("nan")
-    window = values[lo:hi]
-    if not np.any(np.isfinite(window)):
-        return float("nan")
-    return float(np.nanmax(window) - np.nanmin(window))
+@numba.njit(cache=True)
+def window_argmin(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Index of the first smallest finite value of values[lo[k]:hi[k]]; −1 where there is none."""
+    out = np.full(lo.size, -1, dtype=np.int64)
+    for k in range(lo.size):
+        best = np.inf
+        for i in range(max(lo[k], 0), min(hi[k], values.size)):
+            if values[i] < best:
+                best, out[k] = values[i], i
+    return out
+
+
+@numba.njit(cache=True)
+def window_range(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Largest minus smallest finite value of values[lo[k]:hi[k]]; NaN where there is none."""
+    out = np.full(lo.size, np.nan)
+    for k in range(lo.size):
+        top, bottom, seen = -np.inf, np.inf, False
+        for i in range(max(lo[k], 0), min(hi[k], values.size)):
+            v = values[i]
+            if v == v:
+                top, bottom, seen = max(top, v), min(bottom, v), True
+        if seen:
+            out[k] = top - bottom
+    return out
 
 
 def compute_strides(
@@ -48,7 +71,8 @@ def compute_strides(
     `gap_intervals` are (start_s, end_s) spans with missing data: strides overlapping one are
     dropped. Returned strides are sorted by start time.
     """
-    strides: list[Stride] = []
+    sides: list[str] = []
+    times: list[tuple[float, float, float]] = []
     for side in ("left", "right"):
         ics = np.sort([e.time_s for e in events if e.side == side and e.event == "IC"])
         fcs = np.sort([e.time_s for e in events if e.side == side and e.event == "FC"])
@@ -62,43 +86,64 @@ def compute_strides(
                 continue  # no toe-off inside: not a complete stride
             if any(g0 < ic1 and g1 > ic0 for g0, g1 in gap_intervals):
                 continue  # its samples are partly missing: no stride may span a gap
-            strides.append(stride_metrics(angles, side, ic0, float(fcs[fc_idx[k]]), ic1))
+            sides.append(side)
+            times.append((ic0, float(fcs[fc_idx[k]]), ic1))
+    table = np.asarray(times, dtype=np.float64).reshape(-1, 3)
+    strides = stride_metrics(angles, sides, table[:, 0], table[:, 1], table[:, 2])
     strides.sort(key=lambda s: (s.start_s, s.side))
     return strides
 
 
-def stride_metrics(angles: AngleSeries, side: str, ic0: float, fc: float, ic1: float) -> Stride:
-    """The metrics of one stride of `side` (its stance leg) from its events and the angles."""
+def stride_metrics(
+    angles: AngleSeries,
+    sides: Sequence[str],
+    ic0: FloatArray,
+    fc: FloatArray,
+    ic1: FloatArray,
+    quality_flags: np.ndarray | None = None,
+) -> list[Stride]:
+    """The metrics of strides of `sides` (their stance legs) from their events and the angles;
+    `quality_flags` (StrideQuality bits per stride) are added to the plausibility flag."""
     t = angles.time_s
-    obliquity = angles.get("pelvic_obliquity_deg")
-    i0, i_fc, i1 = np.searchsorted(t, [ic0, fc, ic1])
+    i0, i_fc, i1 = (np.searchsorted(t, x) for x in (ic0, fc, ic1))
+    stance_end = i_fc + 1
     stride_time = ic1 - ic0
     stance = fc - ic0
-    quality = StrideQuality.GOOD
-    if not (MIN_STRIDE_S <= stride_time <= MAX_STRIDE_S) or not (
-        MIN_STANCE_FRACTION <= stance / stride_time <= MAX_STANCE_FRACTION
-    ):
-        quality |= StrideQuality.IMPLAUSIBLE
+    with np.errstate(invalid="ignore", divide="ignore"):
+        plausible = (
+            (stride_time >= MIN_STRIDE_S)
+            & (stride_time <= MAX_STRIDE_S)
+            & (stance / stride_time >= MIN_STANCE_FRACTION)
+            & (stance / stride_time <= MAX_STANCE_FRACTION)
+        )
+    left = np.array([side == "left" for side in sides], dtype=bool)
+    nan = np.full(left.size, np.nan)
+
+    def stance_peak(name: str, negate_left: bool = False) -> FloatArray:
+        """Per stride, the stance peak of the stance side's column (`name` with {side})."""
+        peak = nan.copy()
+        for side, mine in (("left", left), ("right", ~left)):
+            values = angles.get(name.format(side=side))
+            if values is not None and mine.any():
+                signal = -values if negate_left and side == "left" else values
+                peak[mine] = window_max(signal, i0[mine], stance_end[mine])
+        return peak
+
     # For right stance the left (swing) side drops: obliquity positive; for left, negative.
-    drop_signal = None
-    if obliquity is not None:
-        drop_signal = obliquity if side == "right" else -obliquity
-    return Stride(
-        start_s=ic0,
-        end_s=ic1,
-        side=side,
-        stride_time_s=stride_time,
-        stance_time_s=stance,
-        swing_time_s=ic1 - fc,
-        cadence_spm=120.0 / stride_time,
-        pelvic_drop_deg=_window_max(drop_signal, i0, i_fc + 1),
-        pelvic_obliquity_rom_deg=_window_range(obliquity, i0, i1 + 1),
-        hip_adduction_peak_deg=_window_max(angles.get(f"hip_adduction_{side}_deg"), i0, i_fc + 1),
-        thigh_adduction_peak_deg=_window_max(
-            angles.get(f"thigh_adduction_{side}_deg"), i0, i_fc + 1
-        ),
-        knee_abduction_peak_deg=_window_max(
-            angles.get(f"knee_abduction_{side}_deg"), i0, i_fc + 1
-        ),
-        quality=int(quality),
-    )
+    drop = stance_peak("pelvic_obliquity_deg", negate_left=True)
+    obliquity = angles.get("pelvic_obliquity_deg")
+    rom = nan if obliquity is None else window_range(obliquity, i0, i1 + 1)
+    hip = stance_peak("hip_adduction_{side}_deg")
+    thigh = stance_peak("thigh_adduction_{side}_deg")
+    knee = stance_peak("knee_abduction_{side}_deg")
+    quality = np.where(plausible, int(StrideQuality.GOOD), int(StrideQuality.IMPLAUSIBLE))
+    if quality_flags is not None:
+        quality = quality | quality_flags
+    swing = ic1 - fc
+    columns = zip(
+        ic0.tolist(), ic1.tolist(), sides, stride_time.tolist(), stance.tolist(),
+        swing.tolist(), (120.0 / stride_time).tolist(), drop.tolist(), rom.tolist(),
+        hip.tolist(), thigh.tolist(), knee.tolist(), quality.tolist(),
+        strict=True,
+    )  # fmt: skip
+    return [Stride(*row) for row in columns]

@@ -13,17 +13,12 @@ bout) → for each completed stride, its toe-off and metrics.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from imu_stream.core.events import (
-    CANDIDATE_SUPPORT_S,
-    MAX_STEP_S,
-    MIN_STEP_S,
-    ic_candidates,
-    step_sequence_masks,
-)
+from imu_stream.core.decisions import OPEN, SideState, decide
+from imu_stream.core.events import CANDIDATE_SUPPORT_S, ic_candidates
 from imu_stream.core.metrics import stride_metrics
 from imu_stream.core.orientation import (
     CausalLowpass,
@@ -39,15 +34,8 @@ from imu_stream.core.process import (
     calibrate,
     calibration_readiness,
     chunk_angles,
-    side_scores,
 )
-from imu_stream.core.sides import (
-    BoutSides,
-    final_contact_time,
-    next_side,
-    shock_magnitude,
-    start_bout,
-)
+from imu_stream.core.sides import final_contact_times, impact_scores, shock_magnitude
 from imu_stream.core.sync import GridSynchroniser, SyncedSeries, SyncedSignals
 from imu_stream.records import (
     AngleSeries,
@@ -64,10 +52,8 @@ CONTEXT_S = 2.0  # signal before the unsettled part that candidate detection loo
 STEP_CONTEXT_S = 5.0  # earlier candidates the step-sequence rules look at
 HISTORY_S = 10.0  # kept for strides that are still open
 MIN_BLOCK_S = 0.1  # after calibration, process at least this much data at a time
-BOUT_VOTE_CONTACTS = 5  # a new bout's sides are decided once it has this many contacts
 TURN_DEG_PER_STRIDE = 25.0
 LOW_CONFIDENCE = 0.2
-_OPEN, _REJECTED, _COMMITTED = 0, 1, 2  # states of a candidate contact
 
 
 @dataclass(slots=True)
@@ -131,12 +117,12 @@ class OnlineProcessor:
         self._history: dict[str, FloatArray] = {}
         self._candidate_index = np.zeros(0, dtype=np.int64)
         self._candidate_strength = np.zeros(0)
-        self._candidate_state = np.zeros(0, dtype=np.int8)  # _OPEN, _REJECTED or _COMMITTED
+        self._candidate_state = np.zeros(0, dtype=np.int8)  # decisions.OPEN, REJECTED, …
+        self._candidate_impact = np.zeros(0)  # side cue of both thighs' shocks (> 0: left)
         self._candidates_done = 0
         self._decided_candidates = 0
         self._contacts: list[_Contact] = []
-        self._bout: BoutSides | None = None
-        self._bout_id = 0
+        self._sides = SideState()
         self._finished = False
 
     # --- input ---------------------------------------------------------------------------
@@ -303,6 +289,7 @@ class OnlineProcessor:
             self._candidate_index = self._candidate_index[stale:]
             self._candidate_strength = self._candidate_strength[stale:]
             self._candidate_state = self._candidate_state[stale:]
+            self._candidate_impact = self._candidate_impact[stale:]
             self._decided_candidates -= stale
 
     # --- events, sides, strides ----------------------------------------------------------
@@ -317,11 +304,21 @@ class OnlineProcessor:
         peaks, strength = ic_candidates(vertical, self.fs)
         peaks = peaks + start
         new = (peaks >= self._candidates_done) & (peaks < settle_to)
-        self._candidate_index = np.concatenate([self._candidate_index, peaks[new]])
+        peaks = peaks[new]
+        if "shock_left" in self._history and "shock_right" in self._history:
+            # The shocks' ring-down follows the contact by 0.1 s: known for settled candidates.
+            local = peaks - self._history_start
+            impact = impact_scores(
+                self._history["shock_left"], self._history["shock_right"], local, self.fs
+            )
+        else:
+            impact = np.full(peaks.size, np.nan)
+        self._candidate_index = np.concatenate([self._candidate_index, peaks])
         self._candidate_strength = np.concatenate([self._candidate_strength, strength[new]])
         self._candidate_state = np.concatenate(
-            [self._candidate_state, np.full(int(new.sum()), _OPEN, dtype=np.int8)]
+            [self._candidate_state, np.full(peaks.size, OPEN, dtype=np.int8)]
         )
+        self._candidate_impact = np.concatenate([self._candidate_impact, impact])
         self._candidates_done = settle_to
 
     def _next_decision_index(self) -> int:
@@ -332,123 +329,115 @@ class OnlineProcessor:
         """Decide each candidate once the signal reaches DECISION_DELAY_S past it, from the
         candidates settled by then; at the end of the data, from all of them."""
         delay = round(DECISION_DELAY_S * self.fs)
-        visible_after = delay - round(CANDIDATE_SUPPORT_S * self.fs)
-        while self._decided_candidates < self._candidate_index.size:
-            c = int(self._candidate_index[self._decided_candidates])
-            if not final and c + delay > self._processed_n:
-                return
-            lo = c - round(STEP_CONTEXT_S * self.fs)
-            hi = c + visible_after if not final else self._processed_n + 1
-            state = self._candidate_state
-            sel = np.flatnonzero(
-                (self._candidate_index >= lo)
-                & (self._candidate_index < hi)
-                & (state != _REJECTED)
-            )
-            peaks = self._candidate_index[sel]
-            # Decisions are final: a committed contact wins every later conflict, and a
-            # candidate found spurious at its own decision stays out of later windows.
-            strength = np.where(state[sel] == _COMMITTED, np.inf, self._candidate_strength[sel])
-            regular, keep = step_sequence_masks(peaks, strength, self.fs)
-            own = int(np.searchsorted(sel, self._decided_candidates))
-            if own < sel.size and sel[own] == self._decided_candidates and not regular[own]:
-                state[self._decided_candidates] = _REJECTED
-            self._commit(peaks[keep], c, out, final)
-            self._decided_candidates += 1
-
-    def _commit(self, accepted: np.ndarray, up_to: int, out: CoreUpdate, final: bool) -> None:
-        after = self._contacts[-1].index if self._contacts else -1
-        new = np.flatnonzero((accepted > after) & (accepted <= up_to))
-        if new.size == 0:
-            return
-        if self._starts_bout(int(accepted[new[0]])) and not final:
-            # Hold a new bout's first contacts until enough steps vote on its sides.
-            steps = np.diff(accepted[new])
-            chain = (
-                1 + int(np.argmax(steps > MAX_STEP_S * self.fs))
-                if np.any(steps > MAX_STEP_S * self.fs)
-                else new.size
-            )
-            if chain < BOUT_VOTE_CONTACTS:
-                return
-        # The cues need the signal around the contacts only: score on that stretch.
-        a = max(0, int(accepted[0]) - self._history_start - round(self.fs))
-        b = int(accepted[-1]) - self._history_start + round(self.fs)
-        local = accepted - self._history_start - a
-        shock = {
-            side: self._history[f"shock_{side}"][a:b]
-            for side in ("left", "right")
-            if f"shock_{side}" in self._history
-        }
-        scores = side_scores(local, self._history["lateral"][a:b], shock, self.fs)
-        for pos in new:
-            self._add_contact(int(accepted[pos]), scores[pos:], out)
-
-    def _add_contact(self, index: int, scores_ahead: FloatArray, out: CoreUpdate) -> None:
-        time_s = self._time_of(index)
-        previous = self._contacts[-1] if self._contacts else None
-        if previous is not None and index - previous.index < MIN_STEP_S * self.fs:
-            return  # the same contact seen again from a later window
-        if self._starts_bout(index):
-            self._bout = start_bout(scores_ahead)
-            self._bout_id += 1
-        assert self._bout is not None
-        is_left = next_side(self._bout, float(scores_ahead[0]))
-        contact = _Contact(index, time_s, is_left, self._bout_id, self._bout.confidence)
-        self._contacts.append(contact)
-        self._candidate_state[np.searchsorted(self._candidate_index, index)] = _COMMITTED
-        self._contacts = self._contacts[-8:]
-        side = "left" if is_left else "right"
-        out.events.append(GaitEvent(time_s, side, "IC"))
-        self._close_stride(contact, out)
-
-    def _starts_bout(self, index: int) -> bool:
-        """Whether a contact at `index` would begin a new walking bout."""
-        previous = self._contacts[-1] if self._contacts else None
-        if previous is None or self._bout is None:
-            return True
-        time_s = self._time_of(index)
-        return index - previous.index > MAX_STEP_S * self.fs or any(
-            g0 < time_s and g1 > previous.time_s for g0, g1 in self.gaps
+        n_cand = self._candidate_index.size
+        out_index = np.empty(n_cand, dtype=np.int64)
+        out_left = np.empty(n_cand, dtype=np.bool_)
+        out_bout = np.empty(n_cand, dtype=np.int64)
+        out_confidence = np.empty(n_cand)
+        gaps = np.asarray(self.gaps, dtype=np.float64).reshape(-1, 2)
+        assert self._sync.t0 is not None
+        self._decided_candidates, n_new = decide(
+            self._candidate_index,
+            self._candidate_strength,
+            self._candidate_state,
+            self._candidate_impact,
+            "shock_left" in self._history and "shock_right" in self._history,
+            self._decided_candidates,
+            self._processed_n,
+            final,
+            delay,
+            delay - round(CANDIDATE_SUPPORT_S * self.fs),
+            round(STEP_CONTEXT_S * self.fs),
+            self.fs,
+            float(self._sync.t0),
+            self._history["lateral"],
+            self._history_start,
+            np.ascontiguousarray(gaps[:, 0]),
+            np.ascontiguousarray(gaps[:, 1]),
+            self._sides.ints,
+            self._sides.floats,
+            out_index,
+            out_left,
+            out_bout,
+            out_confidence,
         )
+        closing: list[tuple[_Contact, _Contact, _Contact]] = []  # (start, middle, end)
+        for k in range(n_new):
+            index = int(out_index[k])
+            is_left = bool(out_left[k])
+            contact = _Contact(
+                index, self._time_of(index), is_left, int(out_bout[k]), float(out_confidence[k])
+            )
+            self._contacts.append(contact)
+            self._contacts = self._contacts[-8:]
+            out.events.append(GaitEvent(contact.time_s, "left" if is_left else "right", "IC"))
+            stride = self._stride_ending(contact)
+            if stride is not None:
+                closing.append(stride)
+        self._close_strides(closing, out)
 
     def _time_of(self, index: int) -> float:
         assert self._sync.t0 is not None
         return float(self._sync.t0 + index / self.fs)
 
-    def _close_stride(self, end: _Contact, out: CoreUpdate) -> None:
+    def _stride_ending(self, end: _Contact) -> tuple[_Contact, _Contact, _Contact] | None:
         """The stride that `end` completes: from the previous contact of the same side in the
         same bout, with exactly one contralateral contact in between."""
         bout = [c for c in self._contacts[:-1] if c.bout == end.bout]
         if len(bout) < 2:
-            return
+            return None
         start, middle = bout[-2], bout[-1]
         if start.is_left != end.is_left or middle.is_left == end.is_left:
+            return None
+        if start.index < self._history_start:
+            return None
+        return start, middle, end
+
+    def _close_strides(
+        self, closing: list[tuple[_Contact, _Contact, _Contact]], out: CoreUpdate
+    ) -> None:
+        """Toe-offs and metrics of the strides completed in this update, all at once."""
+        if not closing:
             return
-        h0 = start.index - self._history_start
-        h1 = end.index - self._history_start
-        if h0 < 0:
-            return
-        side = "left" if end.is_left else "right"
         time_s = self._history["time_s"]
-        pitch = self._history.get(f"pitch_{side}")
-        fc = final_contact_time(time_s, start.time_s, end.time_s, middle.time_s, pitch)
-        if fc is None or not start.time_s < fc < end.time_s:
-            return  # no toe-off inside: not a complete stride
-        if any(g0 < end.time_s and g1 > start.time_s for g0, g1 in self.gaps):
-            return  # its samples are partly missing: no stride may span a gap
-        lo, hi = max(0, h0 - 1), h1 + 2
-        names = [n for n in self._history if n.endswith("_deg")]
-        angles = AngleSeries(time_s[lo:hi], {n: self._history[n][lo:hi] for n in names})
-        stride = stride_metrics(angles, side, start.time_s, fc, end.time_s)
-        quality = StrideQuality(stride.quality)
+        ic0, contralateral, ic1 = (
+            np.array([c.time_s for c in contacts]) for contacts in zip(*closing, strict=True)
+        )
+        is_left = np.array([end.is_left for _, _, end in closing])
+        fc = np.full(ic0.size, np.nan)
+        for side, mine in (("left", is_left), ("right", ~is_left)):
+            if mine.any():
+                fc[mine] = final_contact_times(
+                    time_s, ic0[mine], ic1[mine], contralateral[mine],
+                    self._history.get(f"pitch_{side}"),
+                )  # fmt: skip
+        # A toe-off inside and all its samples there: else it is no complete stride.
+        valid = (ic0 < fc) & (fc < ic1)
+        for g0, g1 in self.gaps:
+            valid &= ~((g0 < ic1) & (g1 > ic0))
+        keep = np.flatnonzero(valid)
+        if keep.size == 0:
+            return
+        sides = ["left" if is_left[k] else "right" for k in keep]
         heading = self._history["heading"]
-        if abs(np.degrees(heading[min(h1, heading.size - 1)] - heading[h0])) > TURN_DEG_PER_STRIDE:
-            quality |= StrideQuality.TURN
-        if min(start.confidence, end.confidence) < LOW_CONFIDENCE:
-            quality |= StrideQuality.LOW_CONFIDENCE
-        out.events.append(GaitEvent(fc, side, "FC"))
-        out.strides.append(replace(stride, quality=int(quality)))
+        h0 = np.array([closing[k][0].index for k in keep]) - self._history_start
+        h1 = np.minimum(
+            np.array([closing[k][2].index for k in keep]) - self._history_start, heading.size - 1
+        )
+        confidence = np.array(
+            [min(closing[k][0].confidence, closing[k][2].confidence) for k in keep]
+        )
+        flags = np.where(
+            np.abs(np.degrees(heading[h1] - heading[h0])) > TURN_DEG_PER_STRIDE,
+            int(StrideQuality.TURN),
+            0,
+        ) | np.where(confidence < LOW_CONFIDENCE, int(StrideQuality.LOW_CONFIDENCE), 0)
+        names = [n for n in self._history if n.endswith("_deg")]
+        angles = AngleSeries(time_s, {n: self._history[n] for n in names})
+        strides = stride_metrics(angles, sides, ic0[keep], fc[keep], ic1[keep], flags)
+        for toe_off_s, stride in zip(fc[keep].tolist(), strides, strict=True):
+            out.events.append(GaitEvent(toe_off_s, stride.side, "FC"))
+            out.strides.append(stride)
 
 
 def merge_updates(updates: Sequence[CoreUpdate]) -> CoreUpdate:

@@ -11,10 +11,10 @@ Within a walking bout the contacts alternate, so the cues are voted over the bou
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+import numba
 import numpy as np
 
+from imu_stream.core.metrics import window_argmin
 from imu_stream.records import FloatArray
 
 IMPACT_WINDOW_S = (-0.02, 0.10)  # around the contact: the shock's ring-down
@@ -53,7 +53,8 @@ def shock_magnitude(acc: FloatArray, fs: float) -> FloatArray:
     return np.asarray(np.linalg.norm(jerk, axis=1))
 
 
-def sway_scores(lateral_acc: FloatArray, ic_idx: np.ndarray) -> FloatArray:
+@numba.njit(cache=True)
+def sway_scores(lateral_acc: np.ndarray, ic_idx: np.ndarray) -> np.ndarray:  # pragma: no cover
     """Per contact i, the change of mean lateral (leftward) acceleration from the step before
     the previous contact to the step before this one; NaN for the first two contacts.
 
@@ -63,71 +64,26 @@ def sway_scores(lateral_acc: FloatArray, ic_idx: np.ndarray) -> FloatArray:
     out = np.full(ic_idx.size, np.nan)
     if ic_idx.size < 3:
         return out
-    csum = np.concatenate([[0.0], np.cumsum(lateral_acc)])
-    step_mean = (csum[ic_idx[1:]] - csum[ic_idx[:-1]]) / np.maximum(np.diff(ic_idx), 1)
-    # step_mean[k] belongs to the step from contact k to k+1.
-    out[2:] = (step_mean[1:] - step_mean[:-1]) / 2.0
+    step_mean = np.empty(ic_idx.size - 1)
+    for j in range(ic_idx.size - 1):
+        a, b = ic_idx[j], ic_idx[j + 1]
+        total = 0.0
+        for i in range(a, b):
+            total += lateral_acc[i]
+        step_mean[j] = total / max(b - a, 1)
+    for j in range(2, ic_idx.size):
+        out[j] = (step_mean[j - 1] - step_mean[j - 2]) / 2.0
     return out
 
 
-@dataclass(slots=True)
-class BoutSides:
-    """Side labelling of the current walking bout, carried from contact to contact."""
-
-    last_left: bool
-    agreement: float = 0.0  # Σ score · (+1 if labelled left else −1)
-    total: float = 0.0  # Σ |score|
-    votes: int = 0
-    recent: list[float] = field(default_factory=list)  # the last signed scores
-
-    @property
-    def confidence(self) -> float:
-        return self.agreement / self.total if self.total > 0 else 0.0
-
-
-def start_bout(scores_ahead: FloatArray) -> BoutSides:
-    """Side of a bout's first contact from the cues of it and the contacts after it (parity)."""
-    finite = np.where(np.isfinite(scores_ahead), scores_ahead, 0.0)
-    parity = np.where(np.arange(finite.size) % 2 == 0, 1.0, -1.0)
-    first_left = float(np.sum(parity * finite)) >= 0.0
-    # `last_left` is the label before the first contact: the opposite.
-    return BoutSides(last_left=not first_left)
-
-
-def next_side(bout: BoutSides, score: float) -> bool:
-    """Label the bout's next contact (alternation), flipping the bout if its vote says so."""
-    is_left = not bout.last_left
-    if np.isfinite(score):
-        signed = score if is_left else -score
-        # A missed or extra step breaks the alternation: the latest steps' cues then all
-        # disagree with the labels, and the labels flip from here on.
-        window = [*bout.recent[-(FLIP_WINDOW - 1) :], signed]
-        magnitude = sum(abs(v) for v in window)
-        if (
-            len(window) == FLIP_WINDOW
-            and magnitude > 0
-            and sum(window) / magnitude < FLIP_AGREEMENT
-        ):
-            is_left = not is_left
-            bout.agreement = -bout.agreement
-            bout.recent = [-v for v in bout.recent]
-            signed = -signed
-        bout.agreement += signed
-        bout.total += abs(score)
-        bout.votes += 1
-        bout.recent = [*bout.recent[-(FLIP_WINDOW - 1) :], signed]
-    bout.last_left = is_left
-    return is_left
-
-
-def final_contact_time(
+def final_contact_times(
     time_s: FloatArray,
-    ic0_s: float,
-    ic1_s: float,
-    contralateral_ic_s: float,
+    ic0_s: FloatArray,
+    ic1_s: FloatArray,
+    contralateral_ic_s: FloatArray,
     thigh_pitch_deg: FloatArray | None,
-) -> float | None:
-    """Toe-off of the stance from ic0 to the next same-side ic1.
+) -> FloatArray:
+    """Toe-off of each stance from ic0 to the next same-side ic1 (NaN: none found).
 
     Running, with that thigh: its greatest extension in stance (the hip extends until
     push-off). Walking, the hip's extension peaks well before toe-off, so the toe-off is put a
@@ -135,11 +91,12 @@ def final_contact_time(
     time before it."""
     stride = ic1_s - ic0_s
     running = 120.0 / stride > RUNNING_CADENCE_SPM
-    if running and thigh_pitch_deg is not None:
-        search = ic0_s + np.asarray(FC_SEARCH) * stride
-        lo, hi = np.searchsorted(time_s, search)
-        if hi <= lo:
-            return None
-        return float(time_s[lo + int(np.argmin(thigh_pitch_deg[lo:hi]))])
-    offset = -FLIGHT_FRACTION * stride if running else DOUBLE_SUPPORT_FRACTION * stride
-    return contralateral_ic_s + offset
+    offset = np.where(running, -FLIGHT_FRACTION * stride, DOUBLE_SUPPORT_FRACTION * stride)
+    fc = contralateral_ic_s + offset
+    if thigh_pitch_deg is not None and running.any():
+        lo = np.searchsorted(time_s, ic0_s + FC_SEARCH[0] * stride)
+        hi = np.searchsorted(time_s, ic0_s + FC_SEARCH[1] * stride)
+        extension = window_argmin(thigh_pitch_deg, lo, hi)
+        at_extension = np.where(extension >= 0, time_s[np.maximum(extension, 0)], np.nan)
+        fc = np.where(running, at_extension, fc)
+    return np.asarray(fc, dtype=np.float64)
