@@ -80,12 +80,21 @@ _AngleBlocks = list[tuple[FloatArray, dict[str, FloatArray]]]
 
 
 @dataclass(slots=True)
-class _Contact:
-    index: int  # on the synchronised grid
-    time_s: float
-    is_left: bool
-    bout: int
-    confidence: float
+class _Contacts:
+    """Contacts as columns; the processor keeps the last two, all a new stride needs."""
+
+    index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # grid
+    is_left: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    bout: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def extended(self, other: _Contacts) -> _Contacts:
+        return _Contacts(
+            *(np.concatenate([getattr(self, f), getattr(other, f)]) for f in self.__slots__)
+        )
+
+    def last(self, n: int) -> _Contacts:
+        return _Contacts(*(getattr(self, f)[-n:] for f in self.__slots__))
 
 
 class OnlineProcessor:
@@ -121,7 +130,7 @@ class OnlineProcessor:
         self._candidate_impact = np.zeros(0)  # side cue of both thighs' shocks (> 0: left)
         self._candidates_done = 0
         self._decided_candidates = 0
-        self._contacts: list[_Contact] = []
+        self._contacts = _Contacts()
         self._sides = SideState()
         self._finished = False
 
@@ -361,51 +370,44 @@ class OnlineProcessor:
             out_bout,
             out_confidence,
         )
-        closing: list[tuple[_Contact, _Contact, _Contact]] = []  # (start, middle, end)
-        for k in range(n_new):
-            index = int(out_index[k])
-            is_left = bool(out_left[k])
-            contact = _Contact(
-                index, self._time_of(index), is_left, int(out_bout[k]), float(out_confidence[k])
-            )
-            self._contacts.append(contact)
-            self._contacts = self._contacts[-8:]
-            out.events.append(GaitEvent(contact.time_s, "left" if is_left else "right", "IC"))
-            stride = self._stride_ending(contact)
-            if stride is not None:
-                closing.append(stride)
-        self._close_strides(closing, out)
-
-    def _time_of(self, index: int) -> float:
-        assert self._sync.t0 is not None
-        return float(self._sync.t0 + index / self.fs)
-
-    def _stride_ending(self, end: _Contact) -> tuple[_Contact, _Contact, _Contact] | None:
-        """The stride that `end` completes: from the previous contact of the same side in the
-        same bout, with exactly one contralateral contact in between."""
-        bout = [c for c in self._contacts[:-1] if c.bout == end.bout]
-        if len(bout) < 2:
-            return None
-        start, middle = bout[-2], bout[-1]
-        if start.is_left != end.is_left or middle.is_left == end.is_left:
-            return None
-        if start.index < self._history_start:
-            return None
-        return start, middle, end
-
-    def _close_strides(
-        self, closing: list[tuple[_Contact, _Contact, _Contact]], out: CoreUpdate
-    ) -> None:
-        """Toe-offs and metrics of the strides completed in this update, all at once."""
-        if not closing:
+        if n_new == 0:
             return
-        time_s = self._history["time_s"]
-        ic0, contralateral, ic1 = (
-            np.array([c.time_s for c in contacts]) for contacts in zip(*closing, strict=True)
+        new = _Contacts(
+            out_index[:n_new], out_left[:n_new], out_bout[:n_new], out_confidence[:n_new]
         )
-        is_left = np.array([end.is_left for _, _, end in closing])
-        fc = np.full(ic0.size, np.nan)
-        for side, mine in (("left", is_left), ("right", ~is_left)):
+        assert self._sync.t0 is not None
+        times = (self._sync.t0 + new.index / self.fs).tolist()
+        for time_s, is_left in zip(times, new.is_left.tolist(), strict=True):
+            out.events.append(GaitEvent(time_s, "left" if is_left else "right", "IC"))
+        contacts = self._contacts.extended(new)
+        self._contacts = contacts.last(2)
+        self._close_strides(contacts, out)
+        out.events.sort(key=lambda e: (e.time_s, e.side, e.event))
+
+    def _close_strides(self, contacts: _Contacts, out: CoreUpdate) -> None:
+        """Toe-offs and metrics of the strides that the contacts after the first two complete:
+        each from the previous contact of its side in the same bout, with exactly one
+        contralateral contact in between."""
+        if contacts.index.size < 3:
+            return
+        start, middle, end = slice(0, -2), slice(1, -1), slice(2, None)
+        bout, is_left, index = contacts.bout, contacts.is_left, contacts.index
+        closes = (
+            (bout[start] == bout[end])
+            & (bout[middle] == bout[end])
+            & (is_left[start] == is_left[end])
+            & (is_left[middle] != is_left[end])
+            & (index[start] >= self._history_start)
+        )
+        ends = np.flatnonzero(closes) + 2
+        if ends.size == 0:
+            return
+        assert self._sync.t0 is not None
+        ic0, contralateral, ic1 = (self._sync.t0 + index[ends - k] / self.fs for k in (2, 1, 0))
+        time_s = self._history["time_s"]
+        left = is_left[ends]
+        fc = np.full(ends.size, np.nan)
+        for side, mine in (("left", left), ("right", ~left)):
             if mine.any():
                 fc[mine] = final_contact_times(
                     time_s, ic0[mine], ic1[mine], contralateral[mine],
@@ -418,15 +420,12 @@ class OnlineProcessor:
         keep = np.flatnonzero(valid)
         if keep.size == 0:
             return
-        sides = ["left" if is_left[k] else "right" for k in keep]
+        ends = ends[keep]
+        sides = ["left" if v else "right" for v in left[keep].tolist()]
         heading = self._history["heading"]
-        h0 = np.array([closing[k][0].index for k in keep]) - self._history_start
-        h1 = np.minimum(
-            np.array([closing[k][2].index for k in keep]) - self._history_start, heading.size - 1
-        )
-        confidence = np.array(
-            [min(closing[k][0].confidence, closing[k][2].confidence) for k in keep]
-        )
+        h0 = index[ends - 2] - self._history_start
+        h1 = np.minimum(index[ends] - self._history_start, heading.size - 1)
+        confidence = np.minimum(contacts.confidence[ends - 2], contacts.confidence[ends])
         flags = np.where(
             np.abs(np.degrees(heading[h1] - heading[h0])) > TURN_DEG_PER_STRIDE,
             int(StrideQuality.TURN),
