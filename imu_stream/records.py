@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntFlag
+from operator import attrgetter
 
 import numpy as np
 from numpy.typing import NDArray
@@ -103,14 +104,16 @@ class SampleBlock:
         return 0
 
 
-@dataclass(frozen=True, slots=True)
+# GaitEvent and Stride are not frozen: the core makes three of them per step, and a frozen
+# dataclass's __init__ (object.__setattr__ per field) costs 4–10× more; treat them as values.
+@dataclass(slots=True)
 class GaitEvent:
     time_s: float
     side: str  # "left" | "right"
     event: str  # "IC" | "FC"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Stride:
     """One stride of one leg; side = stance leg; NaN where a metric cannot be computed."""
 
@@ -130,6 +133,10 @@ class Stride:
 
     def as_row(self) -> dict[str, float | str | int]:
         return {c: getattr(self, c) for c in STRIDE_COLUMNS}
+
+
+EVENT_ORDER = attrgetter("time_s", "side", "event")  # sort key of gait events
+STRIDE_ORDER = attrgetter("start_s", "side")  # sort key of strides
 
 
 @dataclass(slots=True)

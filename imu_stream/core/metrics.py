@@ -11,7 +11,14 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
-from imu_stream.records import AngleSeries, FloatArray, GaitEvent, Stride, StrideQuality
+from imu_stream.records import (
+    STRIDE_ORDER,
+    AngleSeries,
+    FloatArray,
+    GaitEvent,
+    Stride,
+    StrideQuality,
+)
 
 # Physiological limits for walking and running (s); outside them a stride is flagged.
 MIN_STRIDE_S = 0.45
@@ -90,7 +97,7 @@ def compute_strides(
             times.append((ic0, float(fcs[fc_idx[k]]), ic1))
     table = np.asarray(times, dtype=np.float64).reshape(-1, 3)
     strides = stride_metrics(angles, sides, table[:, 0], table[:, 1], table[:, 2])
-    strides.sort(key=lambda s: (s.start_s, s.side))
+    strides.sort(key=STRIDE_ORDER)
     return strides
 
 

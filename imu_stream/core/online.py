@@ -38,6 +38,8 @@ from imu_stream.core.process import (
 from imu_stream.core.sides import final_contact_times, impact_scores, shock_magnitude
 from imu_stream.core.sync import GridSynchroniser, SyncedSeries, SyncedSignals
 from imu_stream.records import (
+    EVENT_ORDER,
+    STRIDE_ORDER,
     AngleSeries,
     FloatArray,
     GaitEvent,
@@ -382,7 +384,7 @@ class OnlineProcessor:
         contacts = self._contacts.extended(new)
         self._contacts = contacts.last(2)
         self._close_strides(contacts, out)
-        out.events.sort(key=lambda e: (e.time_s, e.side, e.event))
+        out.events.sort(key=EVENT_ORDER)
 
     def _close_strides(self, contacts: _Contacts, out: CoreUpdate) -> None:
         """Toe-offs and metrics of the strides that the contacts after the first two complete:
@@ -446,8 +448,8 @@ def merge_updates(updates: Sequence[CoreUpdate]) -> CoreUpdate:
     for u in updates:
         out.events += u.events
         out.strides += u.strides
-    out.events.sort(key=lambda e: (e.time_s, e.side, e.event))
-    out.strides.sort(key=lambda s: (s.start_s, s.side))
+    out.events.sort(key=EVENT_ORDER)
+    out.strides.sort(key=STRIDE_ORDER)
     if blocks:
         names = blocks[0].columns.keys()
         out.angles = AngleSeries(
