@@ -12,7 +12,9 @@ its body frame (acc_is up, acc_ml right, acc_pa forward, m/s²; gyr_* deg/s) and
 sacrum samples are rotated into the pelvis frame with the simulator's true mounting (x anterior,
 y left, z up) and renamed (is = z, ml = −y, pa = x); building the DataFrame is not timed.
 mobgap is the optional extra `bench` (`.venv/bin/pip install -e '.[bench]'`); without it that
-part is skipped with a message. `--profile` adds a cProfile of one core run (top functions).
+part is skipped with a message. `--profile` adds a cProfile of one core run (top functions) and
+its per-sample part: the whole run less the per-contact stages (candidates, decisions, strides)
+and the summary.
 """
 
 from __future__ import annotations
@@ -70,6 +72,24 @@ def run_mobgap(sim: SimulatedSession, rate_hz: float, repeats: int) -> tuple[flo
     return seconds, len(detector.ic_list_)
 
 
+# Functions whose cumulative time is per contact, not per sample (none calls another).
+PER_CONTACT = (
+    ("core/online.py", "_find_candidates"),
+    ("core/online.py", "_decide"),
+    ("core/online.py", "merge_updates"),
+    ("core/summary.py", "summarize"),
+)
+
+
+def cumulative_s(stats: pstats.Stats, file_suffix: str, name: str) -> float:
+    table: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+    return sum(
+        row[3]
+        for (file, _, func), row in table.items()
+        if func == name and file.endswith(file_suffix)
+    )
+
+
 def profile_core(recordings: dict[str, SensorRecording], sim: SimulatedSession) -> str:
     profiler = cProfile.Profile()
     profiler.enable()
@@ -77,6 +97,13 @@ def profile_core(recordings: dict[str, SensorRecording], sim: SimulatedSession) 
     profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
+    total = cumulative_s(stats, "imu_stream/analyze.py", "analyze_session")
+    per_contact = sum(cumulative_s(stats, f, n) for f, n in PER_CONTACT)
+    out.write(
+        f"profiled run {total:.2f} s: per-contact stages {per_contact:.2f} s, "
+        f"per-sample part (sync, calibration, orientation, angles, history) "
+        f"{total - per_contact:.3f} s\n"
+    )
     stats.sort_stats("tottime").print_stats(15)
     stats.sort_stats("cumulative").print_stats(25)
     return out.getvalue()
