@@ -25,13 +25,7 @@ from imu_stream.core.events import (
     step_sequence,
 )
 from imu_stream.core.metrics import stride_metrics
-from imu_stream.core.orientation import (
-    CausalLowpass,
-    HeadingState,
-    OrientationState,
-    track_heading,
-    track_orientation,
-)
+from imu_stream.core.orientation import OrientationTracker, OrientedBlock
 from imu_stream.core.process import (
     Calibration,
     Readiness,
@@ -122,9 +116,7 @@ class OnlineProcessor:
         self._prefix = SyncedSeries()  # everything before calibration
         self._readiness = Readiness(False, "stand still 3 s, then start moving")
         self._processed_n = 0
-        self._orientation: dict[str, OrientationState | None] = dict.fromkeys(self.locations)
-        self._heading: dict[str, HeadingState | None] = dict.fromkeys(self.locations)
-        self._lowpass = CausalLowpass.for_rate(self.fs)
+        self._trackers: dict[str, OrientationTracker] = {}  # from calibration on
         self._last_thigh_acc: dict[str, FloatArray] = {}
         self._history_start = 0  # grid index of the history's first sample
         self._history: dict[str, FloatArray] = {}
@@ -230,7 +222,16 @@ class OnlineProcessor:
     def _start(self, out: CoreUpdate, angle_blocks: _AngleBlocks) -> None:
         prefix = self._prefix.signals(self.fs)
         self._prefix = SyncedSeries()
-        self.calibration = calibrate(prefix)
+        self.calibration = cal = calibrate(prefix)
+        self._trackers = {
+            loc: OrientationTracker(
+                cal.start_rotation[loc],
+                cal.gyro_bias_dps[loc],
+                self.fs,
+                cal.alignment[loc].sensor_to_segment,
+            )
+            for loc in self.locations
+        }
         self._process_block(prefix, out, angle_blocks)
 
     def _process_block(
@@ -238,26 +239,11 @@ class OnlineProcessor:
     ) -> None:
         """Orientation and angles of a block (any length: both are causal recursions), then
         the contacts it settles."""
-        cal = self.calibration
-        assert cal is not None
-        sensor_rot: dict[str, FloatArray] = {}
-        segment_rot: dict[str, FloatArray] = {}
-        heading: dict[str, FloatArray] = {}
-        for loc in self.locations:
-            sensor_rot[loc], self._orientation[loc] = track_orientation(
-                self._orientation[loc],
-                block.time_s,
-                block.acc[loc],
-                block.gyr[loc],
-                cal.gyro_bias_dps[loc],
-                self.fs,
-                cal.start_rotation[loc],
-            )
-            segment_rot[loc] = sensor_rot[loc] @ cal.alignment[loc].sensor_to_segment
-            heading[loc], self._heading[loc] = track_heading(
-                self._heading[loc], segment_rot[loc], self._lowpass
-            )
-        chunk = chunk_angles(sensor_rot, segment_rot, heading, block.acc["sacrum"])
+        oriented: dict[str, OrientedBlock] = {
+            loc: tracker.track(block.time_s, block.acc[loc], block.gyr[loc])
+            for loc, tracker in self._trackers.items()
+        }
+        chunk = chunk_angles(oriented)
         angle_blocks.append((block.time_s, chunk.columns))
         self._extend_history(block, chunk)
         self._processed_n += block.time_s.size
