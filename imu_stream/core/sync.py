@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from imu_stream.records import FloatArray
@@ -49,10 +50,13 @@ class SyncedSeries:
         self.n += block.time_s.size
 
     def signals(self, fs: float) -> SyncedSignals:
-        out = SyncedSignals(time_s=np.concatenate(self.time_s), fs=fs)
+        def join(blocks: list[FloatArray]) -> FloatArray:
+            return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)  # one: no copy
+
+        out = SyncedSignals(time_s=join(self.time_s), fs=fs)
         for loc in self.acc:
-            out.acc[loc] = np.concatenate(self.acc[loc])
-            out.gyr[loc] = np.concatenate(self.gyr[loc])
+            out.acc[loc] = join(self.acc[loc])
+            out.gyr[loc] = join(self.gyr[loc])
         return out
 
 
@@ -129,14 +133,44 @@ class GridSynchroniser:
         out = SyncedSignals(time_s=grid, fs=self.fs)
         for loc, buf in self._raw.items():
             buf.merge()
-            out.acc[loc] = np.column_stack(
-                [np.interp(grid, buf.time_s, buf.acc[:, j]) for j in range(3)]
-            )
-            out.gyr[loc] = np.column_stack(
-                [np.interp(grid, buf.time_s, buf.gyr[:, j]) for j in range(3)]
-            )
+            out.acc[loc], out.gyr[loc] = np.empty((grid.size, 3)), np.empty((grid.size, 3))
+            _interp(grid, buf.time_s, buf.acc, buf.gyr, out.acc[loc], out.gyr[loc])
             # Keep the samples that bracket the next grid point.
             keep = max(0, int(np.searchsorted(buf.time_s, grid[-1], side="right")) - 1)
             buf.time_s, buf.acc, buf.gyr = buf.time_s[keep:], buf.acc[keep:], buf.gyr[keep:]
         self.synced_n = last_k + 1
         return out
+
+
+@numba.njit(cache=True)
+def _interp(
+    grid: np.ndarray,
+    time_s: np.ndarray,
+    acc: np.ndarray,
+    gyr: np.ndarray,
+    acc_out: np.ndarray,
+    gyr_out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """np.interp of the six columns at once (the same arithmetic, hence the same values), the
+    bracketing samples found by walking along both increasing time axes instead of a binary
+    search per point and column."""
+    m = time_s.shape[0]
+    j = 0
+    for i in range(grid.shape[0]):
+        x = grid[i]
+        if x < time_s[0]:
+            k, exact = 0, True
+        elif x >= time_s[m - 1]:
+            k, exact = m - 1, True
+        else:
+            while time_s[j + 1] <= x:
+                j += 1
+            k, exact = j, time_s[j] == x
+        for c in range(3):
+            if exact:
+                acc_out[i, c], gyr_out[i, c] = acc[k, c], gyr[k, c]
+            else:
+                span = time_s[k + 1] - time_s[k]
+                along = x - time_s[k]
+                acc_out[i, c] = (acc[k + 1, c] - acc[k, c]) / span * along + acc[k, c]
+                gyr_out[i, c] = (gyr[k + 1, c] - gyr[k, c]) / span * along + gyr[k, c]
