@@ -24,6 +24,7 @@ from imu_stream.core.events import (
     ic_candidates,
     step_sequence,
 )
+from imu_stream.core.history import SignalHistory
 from imu_stream.core.metrics import stride_metrics
 from imu_stream.core.orientation import OrientationTracker, OrientedBlock
 from imu_stream.core.process import (
@@ -119,7 +120,8 @@ class OnlineProcessor:
         self._trackers: dict[str, OrientationTracker] = {}  # from calibration on
         self._last_thigh_acc: dict[str, FloatArray] = {}
         self._history_start = 0  # grid index of the history's first sample
-        self._history: dict[str, FloatArray] = {}
+        self._signals = SignalHistory()
+        self._history: dict[str, FloatArray] = {}  # views of _signals
         self._candidate_index = np.zeros(0, dtype=np.int64)
         self._candidate_strength = np.zeros(0)
         self._candidates_done = 0
@@ -266,9 +268,8 @@ class OnlineProcessor:
             previous = self._last_thigh_acc.get(loc, acc[:1])
             new[f"shock_{side}"] = shock_magnitude(np.concatenate([previous, acc]), self.fs)[1:]
             self._last_thigh_acc[loc] = acc[-1:]
-        if self._history:
-            new = {k: np.concatenate([self._history[k], v]) for k, v in new.items()}
-        self._history = new
+        self._signals.append(new)
+        self._history = self._signals.views()
 
     def _trim_history(self) -> None:
         """Keep what open strides and undecided contacts can still need."""
@@ -278,7 +279,8 @@ class OnlineProcessor:
         )
         drop = oldest_needed - self._history_start
         if drop > 0:
-            self._history = {k: v[drop:] for k, v in self._history.items()}
+            self._signals.drop(drop)
+            self._history = self._signals.views()
             self._history_start += drop
         # Decided candidates older than the step rules look back are no longer needed.
         oldest = self._next_decision_index() - round(STEP_CONTEXT_S * self.fs)
