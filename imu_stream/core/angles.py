@@ -2,7 +2,8 @@
 
 All inputs are stacks of rotation matrices (n, 3, 3), body → global, with body frames
 x anterior, y left, z up (thigh/shank z along the long axis, pointing proximally) and the
-global frame z up. `heading_rad` is the walking direction about global z.
+global frame z up. `heading_rad` is the walking direction about global z. Only single elements
+`r[:, i, j]` are read, so a stack that is a view of (3, 3, n) rows costs no copies.
 """
 
 from __future__ import annotations
@@ -12,65 +13,75 @@ import numpy as np
 from imu_stream.records import FloatArray
 
 Rotations = np.ndarray  # (n, 3, 3) float64
+Angle = FloatArray | tuple[FloatArray, FloatArray]  # radians (n,), or their (cos, sin)
+DEG = 180.0 / np.pi
 
 
-def _to_heading_frame(vectors: FloatArray, heading_rad: FloatArray) -> FloatArray:
-    """Express global vectors (n, 3) in the heading frame (rotate by −heading about z)."""
-    c, s = np.cos(heading_rad), np.sin(heading_rad)
-    x, y = vectors[:, 0], vectors[:, 1]
-    return np.column_stack((c * x + s * y, -s * x + c * y, vectors[:, 2]))
+def _cos_sin(angle: Angle) -> tuple[FloatArray, FloatArray]:
+    if isinstance(angle, tuple):
+        return angle
+    return np.cos(angle), np.sin(angle)
+
+
+def _degrees(rad: FloatArray, sign: float = 1.0) -> FloatArray:
+    """sign × rad in degrees, in place (`rad` is a fresh temporary)."""
+    rad *= sign * DEG
+    return rad
 
 
 def pelvic_obliquity_deg(pelvis: Rotations) -> FloatArray:
     """Rotation about the anterior axis; positive when the left side is lower."""
-    return np.asarray(-np.degrees(np.arctan2(pelvis[:, 2, 1], pelvis[:, 2, 2])))
+    return _degrees(np.arctan2(pelvis[:, 2, 1], pelvis[:, 2, 2]), -1.0)
 
 
 def pelvic_tilt_deg(pelvis: Rotations) -> FloatArray:
     """Anterior tilt positive."""
-    return np.asarray(np.degrees(np.arcsin(np.clip(-pelvis[:, 2, 0], -1.0, 1.0))))
+    return _degrees(np.arcsin(np.clip(-pelvis[:, 2, 0], -1.0, 1.0)))
 
 
-def pelvic_rotation_deg(pelvis: Rotations, heading_rad: FloatArray) -> FloatArray:
+def pelvic_rotation_deg(pelvis: Rotations, heading_rad: Angle) -> FloatArray:
     """Left side forward positive: minus the pelvis yaw relative to the heading."""
-    yaw = np.arctan2(pelvis[:, 1, 0], pelvis[:, 0, 0])
-    turn = np.remainder(yaw - heading_rad + np.pi, 2 * np.pi) - np.pi  # wrapped to ±π
-    return np.asarray(-np.degrees(turn))
+    c, s = _cos_sin(heading_rad)
+    x, y = pelvis[:, 0, 0], pelvis[:, 1, 0]  # the pelvis's anterior axis, horizontally
+    # its angle from the heading: atan2(sin, cos) of yaw − heading, wrapped to ±π by atan2
+    return _degrees(np.arctan2(y * c - x * s, x * c + y * s), -1.0)
 
 
-def thigh_adduction_deg(thigh: Rotations, heading_rad: FloatArray, side: str) -> FloatArray:
+def thigh_adduction_deg(thigh: Rotations, heading_rad: Angle, side: str) -> FloatArray:
     """Thigh long axis vs vertical in the frontal plane of the heading; knee medial positive."""
-    axis = _to_heading_frame(thigh[:, :, 2], heading_rad)
-    lateral = axis[:, 1] if side == "left" else -axis[:, 1]
-    return np.asarray(np.degrees(np.arctan2(lateral, axis[:, 2])))
+    c, s = _cos_sin(heading_rad)
+    # the axis's left component in the heading frame (rotated by −heading about z)
+    left = c * thigh[:, 1, 2] - s * thigh[:, 0, 2]
+    return _degrees(np.arctan2(left, thigh[:, 2, 2]), 1.0 if side == "left" else -1.0)
 
 
-def _cardan_yxz_second_deg(proximal: Rotations, distal_axis: FloatArray) -> FloatArray:
+def _cardan_yxz_second_deg(
+    proximal: Rotations, distal: Rotations, distal_turn_rad: Angle | None = None
+) -> FloatArray:
     """Second angle (about the floating anterior axis) of the Y-X-Z decomposition of
-    proximalᵀ·distal, i.e. −asin(R_rel[1, 2]) without forming R_rel; `distal_axis` (n, 3) is
-    the distal segment's z axis (column 2) in the global frame."""
+    proximalᵀ·distal, i.e. −asin(R_rel[1, 2]) without forming R_rel; the distal segment
+    turned about global z by `distal_turn_rad` first, if given."""
     # R_rel[1, 2] = (column 1 of proximal) · (column 2 of distal)
-    r12 = np.einsum("ni,ni->n", proximal[:, :, 1], distal_axis)
-    return np.asarray(-np.degrees(np.arcsin(np.clip(r12, -1.0, 1.0))))
+    x, y = distal[:, 0, 2], distal[:, 1, 2]
+    if distal_turn_rad is not None:
+        c, s = _cos_sin(distal_turn_rad)
+        x, y = c * x - s * y, s * x + c * y
+    r12 = proximal[:, 0, 1] * x + proximal[:, 1, 1] * y + proximal[:, 2, 1] * distal[:, 2, 2]
+    return _degrees(np.arcsin(np.clip(r12, -1.0, 1.0, out=r12)), -1.0)
 
 
 def hip_adduction_deg(
-    pelvis: Rotations, thigh: Rotations, side: str, thigh_turn_rad: FloatArray | None = None
+    pelvis: Rotations, thigh: Rotations, side: str, thigh_turn_rad: Angle | None = None
 ) -> FloatArray:
     """Thigh relative to pelvis, flexion–adduction–rotation order; adduction positive.
 
     `thigh_turn_rad`: the thigh turned about global z by this much first (e.g. to share the
     pelvis's heading reference)."""
-    axis = thigh[:, :, 2]
-    if thigh_turn_rad is not None:
-        c, s = np.cos(thigh_turn_rad), np.sin(thigh_turn_rad)
-        x, y = axis[:, 0], axis[:, 1]
-        axis = np.column_stack((c * x - s * y, s * x + c * y, axis[:, 2]))
-    beta = _cardan_yxz_second_deg(pelvis, axis)
+    beta = _cardan_yxz_second_deg(pelvis, thigh, thigh_turn_rad)
     return beta if side == "right" else -beta
 
 
 def knee_abduction_deg(thigh: Rotations, shank: Rotations, side: str) -> FloatArray:
     """Shank relative to thigh, same order; valgus (abduction) positive."""
-    beta = _cardan_yxz_second_deg(thigh, shank[:, :, 2])
+    beta = _cardan_yxz_second_deg(thigh, shank)
     return -beta if side == "right" else beta

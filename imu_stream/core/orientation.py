@@ -34,10 +34,12 @@ class OrientedBlock:
     acc_world: FloatArray  # (3, n) specific force in the world frame (m/s²)
     yaw_rad: FloatArray  # (n,) unwrapped yaw of the segment's x axis
     heading_rad: FloatArray  # (n,) its causal low-pass: the walking heading
+    heading_cos: FloatArray  # (n,) cos and sin of the heading
+    heading_sin: FloatArray
 
     def stack(self) -> FloatArray:
         """The rotations as a (n, 3, 3) stack (a view)."""
-        return np.moveaxis(self.rotation, -1, 0)
+        return self.rotation.transpose(2, 0, 1)
 
 
 def start_orientation(acc_first_s: FloatArray) -> FloatArray:
@@ -64,8 +66,10 @@ class OrientationTracker:
             np.eye(3) if sensor_to_segment is None else sensor_to_segment, dtype=np.float64
         )
         # quaternion (w, x, y, z), then the previous sample's time and bias-corrected rate
-        # (rad/s), its unwrapped yaw and its yaw; NaN: no sample yet.
-        self._carry = np.full(10, np.nan)
+        # (rad/s), its unwrapped yaw and yaw, its heading's cos and sin and the heading; last,
+        # the samples seen. NaN: no sample yet.
+        self._carry = np.full(14, np.nan)
+        self._carry[13] = 0.0
         self._carry[:4] = matrix_to_quat(start_rotation)
         self._gravity = LowpassState.for_rate(fs, 3)  # of the specific force in world
         self._yaw = LowpassState.for_rate(fs, 1)
@@ -91,11 +95,12 @@ class OrientationTracker:
         )
         # numpy's arctan2 is vectorised (several times faster than a compiled scalar loop)
         yaw = np.arctan2(rotation[1, 0], rotation[0, 0])
-        _unwrap(yaw, self._carry)
-        heading = yaw[None, :].copy()  # one channel
+        heading, trig = np.empty((1, n)), np.empty((2, n))
         lp = yaw_lowpass
-        lowpass_inplace(lp.widths, lp.windows, lp.sums, lp.smoothed, lp.cursor, heading)
-        return OrientedBlock(rotation, acc_world, yaw, heading[0])
+        _heading(
+            yaw, self._carry, lp.widths, lp.windows, lp.sums, lp.smoothed, lp.cursor, heading, trig
+        )
+        return OrientedBlock(rotation, acc_world, yaw, heading[0], trig[0], trig[1])
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -245,3 +250,45 @@ def _unwrap(yaw: np.ndarray, carry: np.ndarray) -> None:  # pragma: no cover - c
             unwrapped += step
         yaw[i] = unwrapped
     carry[8], carry[9] = unwrapped, raw
+
+
+@numba.njit(cache=True)
+def _heading(
+    yaw: np.ndarray,
+    carry: np.ndarray,
+    widths: np.ndarray,
+    windows: np.ndarray,
+    sums: np.ndarray,
+    smoothed: np.ndarray,
+    cursor: np.ndarray,
+    heading: np.ndarray,
+    trig: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Unwrap the yaw in place, low-pass it into the heading (1, n), and the heading's cos and
+    sin into trig (2, n)."""
+    _unwrap(yaw, carry)
+    heading[0, :] = yaw
+    lowpass_inplace(widths, windows, sums, smoothed, cursor, heading)
+    _cos_sin(heading[0], carry, trig)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _cos_sin(angle: np.ndarray, carry: np.ndarray, trig: np.ndarray) -> None:  # pragma: no cover
+    """cos and sin of a slowly varying angle: each turned from the previous sample's by the
+    small step (series exact to double precision below 0.01 rad: ~4x cheaper than cos and sin),
+    evaluated exactly every 64th sample so that rounding cannot build up (< 1e-13). Compiled:
+    a recursion over samples."""
+    c, s, previous, count = carry[10], carry[11], carry[12], int(carry[13])
+    for i in range(angle.shape[0]):
+        step = angle[i] - previous
+        if count % 64 == 0 or not abs(step) < 0.01:  # also the first sample (NaN)
+            c, s = np.cos(angle[i]), np.sin(angle[i])
+        else:
+            a = step * step
+            dc = 1.0 - a * 0.5 * (1.0 - a * (1 / 12) * (1.0 - a * (1 / 30)))
+            ds = step * (1.0 - a * (1 / 6) * (1.0 - a * (1 / 20) * (1.0 - a * (1 / 42))))
+            c, s = c * dc - s * ds, s * dc + c * ds
+        previous = angle[i]
+        trig[0, i], trig[1, i] = c, s
+        count += 1
+    carry[10], carry[11], carry[12], carry[13] = c, s, previous, count

@@ -178,27 +178,31 @@ def chunk_angles(oriented: dict[str, OrientedBlock]) -> SegmentAngles:
     (segment → world rotations; the sacrum's is the pelvis)."""
     sacrum = oriented["sacrum"]
     pelvis = sacrum.stack()
+    pelvis_heading = (sacrum.heading_cos, sacrum.heading_sin)
     out = SegmentAngles()
     out.columns = {
         "pelvic_obliquity_deg": clinical.pelvic_obliquity_deg(pelvis),
         "pelvic_tilt_deg": clinical.pelvic_tilt_deg(pelvis),
-        "pelvic_rotation_deg": clinical.pelvic_rotation_deg(pelvis, sacrum.heading_rad),
+        "pelvic_rotation_deg": clinical.pelvic_rotation_deg(pelvis, pelvis_heading),
     }
     for side in ("left", "right"):
         thigh = oriented.get(f"{side}_thigh")
         if thigh is None:
             continue
+        thigh_rot, (c, s) = thigh.stack(), (thigh.heading_cos, thigh.heading_sin)
+        # Share the pelvis's heading reference (the mean hip rotation is the neutral): turn
+        # the thigh by the pelvis's heading minus its own, cos and sin by the difference rules.
+        turn = (
+            pelvis_heading[0] * c + pelvis_heading[1] * s,
+            pelvis_heading[1] * c - pelvis_heading[0] * s,
+        )
         out.columns[f"hip_adduction_{side}_deg"] = clinical.hip_adduction_deg(
-            # Share the pelvis's heading reference: the mean hip rotation is the neutral.
-            pelvis,
-            thigh.stack(),
-            side,
-            sacrum.heading_rad - thigh.heading_rad,
+            pelvis, thigh_rot, side, turn
         )
         out.columns[f"thigh_adduction_{side}_deg"] = clinical.thigh_adduction_deg(
-            thigh.stack(), thigh.heading_rad, side
+            thigh_rot, (c, s), side
         )
-        out.thigh_pitch_deg[side] = thigh_pitch_deg(thigh.stack())
+        out.thigh_pitch_deg[side] = thigh_pitch_deg(thigh_rot)
     out.vertical_acc = _vertical(sacrum.acc_world)
     out.lateral_acc = lateral_acceleration(sacrum.acc_world, sacrum.rotation)
     out.pelvis_heading_rad = sacrum.heading_rad
