@@ -76,12 +76,24 @@ def _box_push(
     """One moving-average stage: the window's new sum and ring position after `value`."""
     total += value - ring[slot]
     ring[slot] = value
-    if slot == w - 1:  # re-add the window exactly: no rounding carried further
-        total = 0.0
-        for j in range(w):
-            total += ring[j]
-        return total, 0
+    if slot == w - 1:  # re-add the window: no rounding carried further
+        return _window_sum(ring, w), 0
     return total, slot + 1
+
+
+@numba.njit(cache=True, inline="always")
+def _window_sum(ring: np.ndarray, w: int) -> float:  # pragma: no cover - compiled
+    """Sum of ring[:w] in a fixed order, four partial sums (a quarter of the latency)."""
+    a = b = c = d = 0.0
+    quarter = w // 4
+    for j in range(quarter):
+        a += ring[4 * j]
+        b += ring[4 * j + 1]
+        c += ring[4 * j + 2]
+        d += ring[4 * j + 3]
+    for j in range(4 * quarter, w):
+        a += ring[j]
+    return (a + b) + (c + d)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -120,16 +132,41 @@ def lowpass_inplace(
         t0, t1, t2, t3 = sums[0, c], sums[1, c], sums[2, c], sums[3, c]
         p0, p1, p2, p3, p4 = cursor[0], cursor[1], cursor[2], cursor[3], cursor[4]
         x = data[c]
-        for i in range(n):
+        i = 0
+        while i < n:
+            # A run of samples before any ring's last slot: no wrap, no re-add to check.
+            run = min(n - i, w0 - 1 - p0, w1 - 1 - p1, w2 - 1 - p2, w3 - 1 - p3, base - 1 - p4)
+            for j in range(run):
+                value = x[i + j]
+                t0 += value - r0[p0 + j]
+                r0[p0 + j] = value
+                value = t0 * i0
+                t1 += value - r1[p1 + j]
+                r1[p1 + j] = value
+                value = t1 * i1
+                t2 += value - r2[p2 + j]
+                r2[p2 + j] = value
+                value = t2 * i2
+                t3 += value - r3[p3 + j]
+                r3[p3 + j] = value
+                value = t3 * i3
+                before = past[p4 + j]  # smoothed `base` samples ago
+                past[p4 + j] = value
+                x[i + j] = value + gain * (value - before)
+            i, p0, p1, p2, p3, p4 = i + run, p0 + run, p1 + run, p2 + run, p3 + run, p4 + run
+            if i == n:
+                break
+            # the same for one sample where some ring wraps
             t0, p0 = _box_push(r0, w0, t0, p0, x[i])
             t1, p1 = _box_push(r1, w1, t1, p1, t0 * i0)
             t2, p2 = _box_push(r2, w2, t2, p2, t1 * i1)
             t3, p3 = _box_push(r3, w3, t3, p3, t2 * i2)
             value = t3 * i3
-            before = past[p4]  # smoothed `base` samples ago
+            before = past[p4]
             past[p4] = value
             p4 = p4 + 1 if p4 < base - 1 else 0
             x[i] = value + gain * (value - before)
+            i += 1
         sums[0, c], sums[1, c], sums[2, c], sums[3, c] = t0, t1, t2, t3
     for s in range(4):
         cursor[s] = (cursor[s] + n) % widths[s]

@@ -10,9 +10,18 @@ from imu_stream.records import FloatArray
 
 @numba.njit(cache=True, inline="always")
 def quat_step(
-    w: float, x: float, y: float, z: float, gx: float, gy: float, gz: float, h: float
+    w: float,
+    x: float,
+    y: float,
+    z: float,
+    gx: float,
+    gy: float,
+    gz: float,
+    h: float,
+    normalise: bool = True,
 ) -> tuple[float, float, float, float]:  # pragma: no cover - compiled
-    """q ⊗ exp(h·g/2): one step of a body-frame rate g (rad/s) held over h seconds."""
+    """q ⊗ exp(h·g/2): one step of a body-frame rate g (rad/s) held over h seconds; `normalise`
+    also takes the rounding off |q| (it grows by ~1e-16 a step otherwise)."""
     half_sq = 0.25 * h * h * (gx * gx + gy * gy + gz * gz)  # (half the angle turned)²
     if half_sq < 0.01:
         # Below 0.1 rad, the series to the 8th power are exact to double precision (the next
@@ -31,8 +40,10 @@ def quat_step(
     nx = w * dx + x * dw + y * dz - z * dy
     ny = w * dy - x * dz + y * dw + z * dx
     nz = w * dz + x * dy - y * dx + z * dw
-    # Renormalise (against rounding drift) by one Newton step for 1/√|q|², exact to double
-    # precision since |q|² differs from 1 by rounding only; no square root in the recursion.
+    if not normalise:
+        return nw, nx, ny, nz
+    # One Newton step for 1/√|q|², exact to double precision since |q|² differs from 1 by
+    # rounding only: no square root in the recursion.
     inv = 0.5 * (3.0 - (nw * nw + nx * nx + ny * ny + nz * nz))
     return nw * inv, nx * inv, ny * inv, nz * inv
 
