@@ -8,8 +8,9 @@ as by a Gaussian of σ = 0.6 s truncated at 3σ (< 4.2e-4 from 0.9 Hz up), with 
 delayed by m = Σ(w − 1)/2 samples; it is extrapolated linearly over that delay from its slope over
 the last 4 s, which follows a drifting gyro bias.
 
-Each moving average is a running sum carried from sample to sample, re-added exactly from its
-window every `w` samples (at fixed sample counts) so that rounding cannot build up over hours;
+Each moving average is a running sum carried from sample to sample, re-added from its window
+every 8th time the window has been renewed (at fixed sample counts), so that rounding (and a NaN)
+cannot build up over hours;
 the output depends on the samples only, never on how they were chunked. Before the first sample
 nothing is known: the first value is held.
 
@@ -28,6 +29,7 @@ from imu_stream.records import FloatArray
 
 BOX_WIDTHS_S = (0.685, 0.825, 0.985, 1.105)  # four: the kernel below is written for four
 EXTRAPOLATION_BASE_S = 4.0  # slope of the delayed estimate measured over this span
+READD_EVERY = 8  # windows
 
 
 def _odd(samples: float) -> int:
@@ -71,14 +73,17 @@ class LowpassState:
 
 @numba.njit(cache=True, inline="always")
 def _box_push(
-    ring: np.ndarray, w: int, total: float, slot: int, value: float
+    ring: np.ndarray, w: int, total: float, slot: int, value: float, sample: int
 ) -> tuple[float, int]:  # pragma: no cover - compiled
-    """One moving-average stage: the window's new sum and ring position after `value`."""
+    """One moving-average stage: the window's new sum and ring position after `value`, the
+    `sample`-th input (counted from the first)."""
     total += value - ring[slot]
     ring[slot] = value
-    if slot == w - 1:  # re-add the window: no rounding carried further
+    if slot < w - 1:
+        return total, slot + 1
+    if sample // w % READD_EVERY == READD_EVERY - 1:  # re-add: no rounding carried further
         return _window_sum(ring, w), 0
-    return total, slot + 1
+    return total, 0
 
 
 @numba.njit(cache=True, inline="always")
@@ -122,6 +127,7 @@ def lowpass_inplace(
                 sums[s, c] = total
             for j in range(smoothed.shape[1]):
                 smoothed[c, j] = first
+    seen = cursor[5]
     w0, w1, w2, w3 = widths[0], widths[1], widths[2], widths[3]
     i0, i1, i2, i3 = 1.0 / w0, 1.0 / w1, 1.0 / w2, 1.0 / w3
     base = smoothed.shape[1]
@@ -157,10 +163,11 @@ def lowpass_inplace(
             if i == n:
                 break
             # the same for one sample where some ring wraps
-            t0, p0 = _box_push(r0, w0, t0, p0, x[i])
-            t1, p1 = _box_push(r1, w1, t1, p1, t0 * i0)
-            t2, p2 = _box_push(r2, w2, t2, p2, t1 * i1)
-            t3, p3 = _box_push(r3, w3, t3, p3, t2 * i2)
+            k = seen + i
+            t0, p0 = _box_push(r0, w0, t0, p0, x[i], k)
+            t1, p1 = _box_push(r1, w1, t1, p1, t0 * i0, k)
+            t2, p2 = _box_push(r2, w2, t2, p2, t1 * i1, k)
+            t3, p3 = _box_push(r3, w3, t3, p3, t2 * i2, k)
             value = t3 * i3
             before = past[p4]
             past[p4] = value
