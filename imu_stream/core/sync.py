@@ -71,12 +71,43 @@ class _RawBuffer:
     first_s: float | None = None
     last_s: float | None = None
 
-    def merge(self) -> None:
-        if self.pending:
-            self.time_s = np.concatenate([self.time_s, *(p[0] for p in self.pending)])
-            self.acc = np.concatenate([self.acc, *(p[1] for p in self.pending)])
-            self.gyr = np.concatenate([self.gyr, *(p[2] for p in self.pending)])
-            self.pending.clear()
+    def take_pending(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """The samples pushed since the last take, joined (one push: not copied)."""
+        pending, self.pending = self.pending, []
+        if len(pending) == 1:
+            return pending[0]
+        if not pending:
+            return np.zeros(0), np.zeros((0, 3)), np.zeros((0, 3))
+        return (
+            np.concatenate([p[0] for p in pending]),
+            np.concatenate([p[1] for p in pending]),
+            np.concatenate([p[2] for p in pending]),
+        )
+
+    def interpolate(self, grid: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """acc and gyr at the grid points, then keep only the samples from the one bracketing
+        the next grid point on. The kept samples and the new ones are not joined: the grid
+        points before the first new sample are bracketed by the last kept sample and it."""
+        t, acc, gyr = self.take_pending()
+        acc_out, gyr_out = np.empty((grid.size, 3)), np.empty((grid.size, 3))
+        split = int(np.searchsorted(grid, t[0])) if t.size else grid.size
+        if split > 0:
+            bridge = [
+                np.concatenate([old, new[:1]])
+                for old, new in zip((self.time_s, self.acc, self.gyr), (t, acc, gyr), strict=True)
+            ]
+            _interp(grid[:split], *bridge, acc_out[:split], gyr_out[:split])
+        if split < grid.size:
+            _interp(grid[split:], t, acc, gyr, acc_out[split:], gyr_out[split:])
+        if t.size and grid[-1] >= t[0]:
+            keep = int(np.searchsorted(t, grid[-1], side="right")) - 1
+            self.time_s, self.acc, self.gyr = t[keep:], acc[keep:], gyr[keep:]
+        else:
+            keep = max(0, int(np.searchsorted(self.time_s, grid[-1], side="right")) - 1)
+            self.time_s = np.concatenate([self.time_s[keep:], t])
+            self.acc = np.concatenate([self.acc[keep:], acc])
+            self.gyr = np.concatenate([self.gyr[keep:], gyr])
+        return acc_out, gyr_out
 
 
 class GridSynchroniser:
@@ -132,12 +163,7 @@ class GridSynchroniser:
         grid = self.t0 + np.arange(self.synced_n, last_k + 1) / self.fs
         out = SyncedSignals(time_s=grid, fs=self.fs)
         for loc, buf in self._raw.items():
-            buf.merge()
-            out.acc[loc], out.gyr[loc] = np.empty((grid.size, 3)), np.empty((grid.size, 3))
-            _interp(grid, buf.time_s, buf.acc, buf.gyr, out.acc[loc], out.gyr[loc])
-            # Keep the samples that bracket the next grid point.
-            keep = max(0, int(np.searchsorted(buf.time_s, grid[-1], side="right")) - 1)
-            buf.time_s, buf.acc, buf.gyr = buf.time_s[keep:], buf.acc[keep:], buf.gyr[keep:]
+            out.acc[loc], out.gyr[loc] = buf.interpolate(grid)
         self.synced_n = last_k + 1
         return out
 
