@@ -92,11 +92,11 @@ class _RawBuffer:
         acc_out, gyr_out = np.empty((grid.size, 3)), np.empty((grid.size, 3))
         split = int(np.searchsorted(grid, t[0])) if t.size else grid.size
         if split > 0:
-            bridge = [
+            t_b, acc_b, gyr_b = (
                 np.concatenate([old, new[:1]])
                 for old, new in zip((self.time_s, self.acc, self.gyr), (t, acc, gyr), strict=True)
-            ]
-            _interp(grid[:split], *bridge, acc_out[:split], gyr_out[:split])
+            )
+            _interp(grid[:split], t_b, acc_b, gyr_b, acc_out[:split], gyr_out[:split])
         if split < grid.size:
             _interp(grid[split:], t, acc, gyr, acc_out[split:], gyr_out[split:])
         if t.size and grid[-1] >= t[0]:
