@@ -17,7 +17,6 @@ from imu_stream.core.calibration import (
     align_thigh,
     find_standing,
     gyro_bias_from_standing,
-    thigh_pitch_deg,
 )
 from imu_stream.core.events import assign_sides, detect_initial_contacts
 from imu_stream.core.orientation import OrientationTracker, OrientedBlock, start_orientation
@@ -175,34 +174,46 @@ class SegmentAngles:
 
 def chunk_angles(oriented: dict[str, OrientedBlock]) -> SegmentAngles:
     """Clinical angles (METRICS.md) and event signals of one chunk of oriented samples
-    (segment → world rotations; the sacrum's is the pelvis)."""
+    (segment → world rotations; the sacrum's is the pelvis). The angles.py definitions, their
+    arguments written in one compiled pass per segment, then all atan2 and asin at once."""
     sacrum = oriented["sacrum"]
-    pelvis = sacrum.stack()
-    pelvis_heading = (sacrum.heading_cos, sacrum.heading_sin)
+    sides = [side for side in ("left", "right") if f"{side}_thigh" in oriented]
+    n = sacrum.heading_rad.size
+    y, x, a = (
+        np.empty((2 + 2 * len(sides), n)),
+        np.empty((2 + 2 * len(sides), n)),
+        np.empty((1 + len(sides), n)),
+    )
+    pc, ps = sacrum.heading_cos, sacrum.heading_sin
+    clinical.pelvis_arguments(sacrum.rotation, pc, ps, y[:2], x[:2], a[:1])
+    atan_sign, asin_sign = [-1.0, -1.0], [1.0]
+    for k, side in enumerate(sides):
+        thigh = oriented[f"{side}_thigh"]
+        rows = slice(2 + 2 * k, 4 + 2 * k)
+        clinical.thigh_arguments(
+            sacrum.rotation,
+            pc,
+            ps,
+            thigh.rotation,
+            thigh.heading_cos,
+            thigh.heading_sin,
+            y[rows],
+            x[rows],
+            a[1 + k : 2 + k],
+        )
+        atan_sign += [1.0 if side == "left" else -1.0, 1.0]
+        asin_sign.append(1.0 if side == "left" else -1.0)
+    atan, asin = clinical.finish_angles_deg(y, x, a, np.array(atan_sign), np.array(asin_sign))
     out = SegmentAngles()
     out.columns = {
-        "pelvic_obliquity_deg": clinical.pelvic_obliquity_deg(pelvis),
-        "pelvic_tilt_deg": clinical.pelvic_tilt_deg(pelvis),
-        "pelvic_rotation_deg": clinical.pelvic_rotation_deg(pelvis, pelvis_heading),
+        "pelvic_obliquity_deg": atan[0],
+        "pelvic_tilt_deg": asin[0],
+        "pelvic_rotation_deg": atan[1],
     }
-    for side in ("left", "right"):
-        thigh = oriented.get(f"{side}_thigh")
-        if thigh is None:
-            continue
-        thigh_rot, (c, s) = thigh.stack(), (thigh.heading_cos, thigh.heading_sin)
-        # Share the pelvis's heading reference (the mean hip rotation is the neutral): turn
-        # the thigh by the pelvis's heading minus its own, cos and sin by the difference rules.
-        turn = (
-            pelvis_heading[0] * c + pelvis_heading[1] * s,
-            pelvis_heading[1] * c - pelvis_heading[0] * s,
-        )
-        out.columns[f"hip_adduction_{side}_deg"] = clinical.hip_adduction_deg(
-            pelvis, thigh_rot, side, turn
-        )
-        out.columns[f"thigh_adduction_{side}_deg"] = clinical.thigh_adduction_deg(
-            thigh_rot, (c, s), side
-        )
-        out.thigh_pitch_deg[side] = thigh_pitch_deg(thigh_rot)
+    for k, side in enumerate(sides):
+        out.columns[f"hip_adduction_{side}_deg"] = asin[1 + k]
+        out.columns[f"thigh_adduction_{side}_deg"] = atan[2 + 2 * k]
+        out.thigh_pitch_deg[side] = atan[3 + 2 * k]
     out.vertical_acc = _vertical(sacrum.acc_world)
     out.lateral_acc = lateral_acceleration(sacrum.acc_world, sacrum.rotation)
     out.pelvis_heading_rad = sacrum.heading_rad
