@@ -86,24 +86,15 @@ class _RawBuffer:
 
     def interpolate(self, grid: FloatArray) -> tuple[FloatArray, FloatArray]:
         """acc and gyr at the grid points, then keep only the samples from the one bracketing
-        the next grid point on. The kept samples and the new ones are not joined: the grid
-        points before the first new sample are bracketed by the last kept sample and it."""
+        the next grid point on. The kept samples and the new ones are read as one sequence
+        without being joined."""
         t, acc, gyr = self.take_pending()
         acc_out, gyr_out = np.empty((grid.size, 3)), np.empty((grid.size, 3))
-        split = int(np.searchsorted(grid, t[0])) if t.size else grid.size
-        if split > 0:
-            t_b, acc_b, gyr_b = (
-                np.concatenate([old, new[:1]])
-                for old, new in zip((self.time_s, self.acc, self.gyr), (t, acc, gyr), strict=True)
-            )
-            _interp(grid[:split], t_b, acc_b, gyr_b, acc_out[:split], gyr_out[:split])
-        if split < grid.size:
-            _interp(grid[split:], t, acc, gyr, acc_out[split:], gyr_out[split:])
-        if t.size and grid[-1] >= t[0]:
-            keep = int(np.searchsorted(t, grid[-1], side="right")) - 1
-            self.time_s, self.acc, self.gyr = t[keep:], acc[keep:], gyr[keep:]
+        keep = _interp(grid, self.time_s, self.acc, self.gyr, t, acc, gyr, acc_out, gyr_out)
+        old = self.time_s.size
+        if keep >= old:
+            self.time_s, self.acc, self.gyr = t[keep - old :], acc[keep - old :], gyr[keep - old :]
         else:
-            keep = max(0, int(np.searchsorted(self.time_s, grid[-1], side="right")) - 1)
             self.time_s = np.concatenate([self.time_s[keep:], t])
             self.acc = np.concatenate([self.acc[keep:], acc])
             self.gyr = np.concatenate([self.gyr[keep:], gyr])
@@ -171,15 +162,55 @@ class GridSynchroniser:
 @numba.njit(cache=True)
 def _interp(
     grid: np.ndarray,
+    t_a: np.ndarray,
+    acc_a: np.ndarray,
+    gyr_a: np.ndarray,
+    t_b: np.ndarray,
+    acc_b: np.ndarray,
+    gyr_b: np.ndarray,
+    acc_out: np.ndarray,
+    gyr_out: np.ndarray,
+) -> int:  # pragma: no cover - compiled
+    """np.interp of the six columns at once from the samples a followed by b (the same
+    arithmetic, hence the same values). The grid points before b's first sample are bracketed
+    by a and that sample; the others by b alone. Returns the index (in a then b) of the last
+    sample at or before the last grid point (0 if none)."""
+    ma, mb, n = t_a.shape[0], t_b.shape[0], grid.shape[0]
+    split = n
+    if mb:
+        split = 0
+        while split < n and grid[split] < t_b[0]:
+            split += 1
+    if split:
+        bridge = min(mb, 1)
+        t = np.concatenate((t_a, t_b[:bridge]))
+        _interp_one(
+            grid[:split],
+            t,
+            np.concatenate((acc_a, acc_b[:bridge])),
+            np.concatenate((gyr_a, gyr_b[:bridge])),
+            acc_out[:split],
+            gyr_out[:split],
+        )
+    if split < n:
+        _interp_one(grid[split:], t_b, acc_b, gyr_b, acc_out[split:], gyr_out[split:])
+    end = grid[n - 1]
+    if mb and end >= t_b[0]:
+        return ma + np.searchsorted(t_b, end, side="right") - 1
+    return max(0, np.searchsorted(t_a, end, side="right") - 1)
+
+
+@numba.njit(cache=True)
+def _interp_one(
+    grid: np.ndarray,
     time_s: np.ndarray,
     acc: np.ndarray,
     gyr: np.ndarray,
     acc_out: np.ndarray,
     gyr_out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """np.interp of the six columns at once (the same arithmetic, hence the same values), the
-    bracketing samples found by walking along both increasing time axes instead of a binary
-    search per point and column."""
+    """np.interp of the six columns at once, the bracketing samples found by walking along
+    both increasing time axes instead of a binary search per point and column."""
     m = time_s.shape[0]
     j = 0
     for i in range(grid.shape[0]):
