@@ -14,7 +14,7 @@ y left, z up) and renamed (is = z, ml = −y, pa = x); building the DataFrame is
 mobgap is the optional extra `bench` (`.venv/bin/pip install -e '.[bench]'`); without it that
 part is skipped with a message. `--profile` adds a cProfile of one core run (top functions) and
 its per-sample part: the whole run less the per-contact stages (candidates, decisions, strides)
-and the summary.
+and the summary (the profiler's own overhead makes both a little larger than without it).
 """
 
 from __future__ import annotations
@@ -76,7 +76,6 @@ def run_mobgap(sim: SimulatedSession, rate_hz: float, repeats: int) -> tuple[flo
 PER_CONTACT = (
     ("core/online.py", "_find_candidates"),
     ("core/online.py", "_decide"),
-    ("core/online.py", "merge_updates"),
     ("core/summary.py", "summarize"),
 )
 

@@ -206,7 +206,8 @@ class OnlineProcessor:
         if queued is not None:
             rest = queued.slice(used, self._queue.n)
             self._queue = SyncedSeries()
-            self._queue.append(rest)
+            if rest.time_s.size:  # an empty block would only make the next join copy
+                self._queue.append(rest)
         if final:
             if self.calibration is None and self._prefix.n > 0:
                 self._readiness = Readiness(True, "calibrated from the whole (short) recording")
