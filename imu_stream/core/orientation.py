@@ -121,8 +121,7 @@ def _orient(
 ) -> None:  # pragma: no cover - compiled
     """Integrate the rates, rotate the specific force into the integrated frame, low-pass it
     (the gravity estimate), and write the tilt-corrected segment → world rotations and specific
-    force. Compiled: the integration is a recursion over samples; the other loops are
-    independent per sample (vectorised)."""
+    force. Compiled: the integration and the low-pass are recursions over samples."""
     quat = np.empty((4, time_s.shape[0]))
     _integrate(time_s, gyr_dps, bias_dps, carry, quat)
     _rotate(quat, acc, segment, rotation, acc_world)
