@@ -29,8 +29,9 @@ def run(recordings: dict[str, SensorRecording], rate_hz: float) -> tuple[list[fl
     first_calibrated = -1
     for k, a in enumerate(range(0, n, PACKET)):
         for loc, rec in recordings.items():
-            processor.push(loc, rec.time_s[a : a + PACKET], rec.acc[a : a + PACKET],
-                           rec.gyr[a : a + PACKET])
+            processor.push(
+                loc, rec.time_s[a : a + PACKET], rec.acc[a : a + PACKET], rec.gyr[a : a + PACKET]
+            )
         if (k + 1) % PUSHES_PER_UPDATE == 0:
             started = time.perf_counter()
             processor.update()

@@ -1,7 +1,7 @@
 """Signal-core throughput: sensor-samples per second, beside mobgap's IcdShinImproved.
 
     .venv/bin/python benchmarks/core_throughput.py [--minutes 60] [--rate 200] [--repeats 3]
-                                                   [--activity run] [--profile]
+                                                   [--activity run] [--profile] [--per-sample]
 
 Simulates MINUTES of three sensors (sacrum, both thighs) at RATE Hz (not timed), then times
 `analyze_session` on the in-memory recordings — calibration, orientation, events, metrics: the
@@ -15,6 +15,8 @@ mobgap is the optional extra `bench` (`.venv/bin/pip install -e '.[bench]'`); wi
 part is skipped with a message. `--profile` adds a cProfile of one core run (top functions) and
 its per-sample part: the whole run less the per-contact stages (candidates, decisions, strides)
 and the summary (the profiler's own overhead makes both a little larger than without it).
+`--per-sample` also times, best of REPEATS, a run with the per-contact stages replaced by no-ops
+(candidates, decisions, strides; everything per sample still runs): the per-sample part alone.
 """
 
 from __future__ import annotations
@@ -108,6 +110,21 @@ def profile_core(recordings: dict[str, SensorRecording], sim: SimulatedSession) 
     return out.getvalue()
 
 
+def time_per_sample(
+    recordings: dict[str, SensorRecording], sim: SimulatedSession, repeats: int
+) -> float:
+    """analyze_session with the per-contact stages stubbed out (in this process only)."""
+    from imu_stream.core.online import OnlineProcessor
+
+    stages = OnlineProcessor._find_candidates, OnlineProcessor._decide
+    OnlineProcessor._find_candidates = lambda self, final: None  # type: ignore[method-assign]
+    OnlineProcessor._decide = lambda self, out, final: None  # type: ignore[method-assign]
+    try:
+        return best_time(lambda: analyze_session(recordings, sim.info), repeats)[0]
+    finally:
+        OnlineProcessor._find_candidates, OnlineProcessor._decide = stages  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60.0)
@@ -116,6 +133,7 @@ def main() -> None:
     parser.add_argument("--activity", choices=("walk", "run"), default="run")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--per-sample", action="store_true")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -158,6 +176,13 @@ def main() -> None:
         ours_ic = sum(1 for e in result.events if e.event == "IC")
         truth_ic = sum(1 for e in sim.truth_events if e.event == "IC")
         print(f"initial contacts: truth {truth_ic}, core {ours_ic}, mobgap {n_ic}")
+
+    if args.per_sample:
+        per_sample = time_per_sample(recordings, sim, args.repeats)
+        print(
+            f"per-sample part alone (per-contact stages stubbed): best of {args.repeats} "
+            f"{per_sample:.3f} s → {sensor_samples / per_sample / 1e6:.1f} M sensor-samples/s"
+        )
 
     if args.profile:
         print(profile_core(recordings, sim))
