@@ -1,7 +1,7 @@
 """Signal-core throughput: sensor-samples per second, beside mobgap's IcdShinImproved.
 
     .venv/bin/python benchmarks/core_throughput.py [--minutes 60] [--rate 200] [--repeats 3]
-                                                   [--activity run] [--profile]
+                                                   [--activity run] [--profile] [--per-sample]
 
 Simulates MINUTES of three sensors (sacrum, both thighs) at RATE Hz (not timed), then times
 `analyze_session` on the in-memory recordings — calibration, orientation, events, metrics: the
@@ -12,7 +12,11 @@ its body frame (acc_is up, acc_ml right, acc_pa forward, m/s²; gyr_* deg/s) and
 sacrum samples are rotated into the pelvis frame with the simulator's true mounting (x anterior,
 y left, z up) and renamed (is = z, ml = −y, pa = x); building the DataFrame is not timed.
 mobgap is the optional extra `bench` (`.venv/bin/pip install -e '.[bench]'`); without it that
-part is skipped with a message. `--profile` adds a cProfile of one core run (top functions).
+part is skipped with a message. `--profile` adds a cProfile of one core run (top functions) and
+its per-sample part: the whole run less the per-contact stages (candidates, decisions, strides)
+and the summary (the profiler's own overhead makes both a little larger than without it).
+`--per-sample` also times, best of REPEATS, a run with the per-contact stages replaced by no-ops
+(candidates, decisions, strides; everything per sample still runs): the per-sample part alone.
 """
 
 from __future__ import annotations
@@ -70,6 +74,23 @@ def run_mobgap(sim: SimulatedSession, rate_hz: float, repeats: int) -> tuple[flo
     return seconds, len(detector.ic_list_)
 
 
+# Functions whose cumulative time is per contact, not per sample (none calls another).
+PER_CONTACT = (
+    ("core/online.py", "_find_candidates"),
+    ("core/online.py", "_decide"),
+    ("core/summary.py", "summarize"),
+)
+
+
+def cumulative_s(stats: pstats.Stats, file_suffix: str, name: str) -> float:
+    table: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+    return sum(
+        row[3]
+        for (file, _, func), row in table.items()
+        if func == name and file.endswith(file_suffix)
+    )
+
+
 def profile_core(recordings: dict[str, SensorRecording], sim: SimulatedSession) -> str:
     profiler = cProfile.Profile()
     profiler.enable()
@@ -77,9 +98,31 @@ def profile_core(recordings: dict[str, SensorRecording], sim: SimulatedSession) 
     profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
+    total = cumulative_s(stats, "imu_stream/analyze.py", "analyze_session")
+    per_contact = sum(cumulative_s(stats, f, n) for f, n in PER_CONTACT)
+    out.write(
+        f"profiled run {total:.2f} s: per-contact stages {per_contact:.2f} s, "
+        f"per-sample part (sync, calibration, orientation, angles, history) "
+        f"{total - per_contact:.3f} s\n"
+    )
     stats.sort_stats("tottime").print_stats(15)
     stats.sort_stats("cumulative").print_stats(25)
     return out.getvalue()
+
+
+def time_per_sample(
+    recordings: dict[str, SensorRecording], sim: SimulatedSession, repeats: int
+) -> float:
+    """analyze_session with the per-contact stages stubbed out (in this process only)."""
+    from imu_stream.core.online import OnlineProcessor
+
+    stages = OnlineProcessor._find_candidates, OnlineProcessor._decide
+    OnlineProcessor._find_candidates = lambda self, final: None  # type: ignore[method-assign]
+    OnlineProcessor._decide = lambda self, out, final: None  # type: ignore[method-assign]
+    try:
+        return best_time(lambda: analyze_session(recordings, sim.info), repeats)[0]
+    finally:
+        OnlineProcessor._find_candidates, OnlineProcessor._decide = stages  # type: ignore[method-assign]
 
 
 def main() -> None:
@@ -90,6 +133,7 @@ def main() -> None:
     parser.add_argument("--activity", choices=("walk", "run"), default="run")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--per-sample", action="store_true")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -132,6 +176,13 @@ def main() -> None:
         ours_ic = sum(1 for e in result.events if e.event == "IC")
         truth_ic = sum(1 for e in sim.truth_events if e.event == "IC")
         print(f"initial contacts: truth {truth_ic}, core {ours_ic}, mobgap {n_ic}")
+
+    if args.per_sample:
+        per_sample = time_per_sample(recordings, sim, args.repeats)
+        print(
+            f"per-sample part alone (per-contact stages stubbed): best of {args.repeats} "
+            f"{per_sample:.3f} s → {sensor_samples / per_sample / 1e6:.1f} M sensor-samples/s"
+        )
 
     if args.profile:
         print(profile_core(recordings, sim))

@@ -19,14 +19,9 @@ import numpy as np
 
 from imu_stream.core.decisions import OPEN, SideState, decide
 from imu_stream.core.events import CANDIDATE_SUPPORT_S, ic_candidates
+from imu_stream.core.history import SignalHistory
 from imu_stream.core.metrics import stride_metrics
-from imu_stream.core.orientation import (
-    CausalLowpass,
-    HeadingState,
-    OrientationState,
-    track_heading,
-    track_orientation,
-)
+from imu_stream.core.orientation import OrientationTracker, OrientedBlock
 from imu_stream.core.process import (
     Calibration,
     Readiness,
@@ -120,12 +115,11 @@ class OnlineProcessor:
         self._prefix = SyncedSeries()  # everything before calibration
         self._readiness = Readiness(False, "stand still 3 s, then start moving")
         self._processed_n = 0
-        self._orientation: dict[str, OrientationState | None] = dict.fromkeys(self.locations)
-        self._heading: dict[str, HeadingState | None] = dict.fromkeys(self.locations)
-        self._lowpass = CausalLowpass.for_rate(self.fs)
+        self._trackers: dict[str, OrientationTracker] = {}  # from calibration on
         self._last_thigh_acc: dict[str, FloatArray] = {}
         self._history_start = 0  # grid index of the history's first sample
-        self._history: dict[str, FloatArray] = {}
+        self._signals = SignalHistory()
+        self._history: dict[str, FloatArray] = {}  # views of _signals
         self._candidate_index = np.zeros(0, dtype=np.int64)
         self._candidate_strength = np.zeros(0)
         self._candidate_state = np.zeros(0, dtype=np.int8)  # decisions.OPEN, REJECTED, …
@@ -211,7 +205,8 @@ class OnlineProcessor:
         if queued is not None:
             rest = queued.slice(used, self._queue.n)
             self._queue = SyncedSeries()
-            self._queue.append(rest)
+            if rest.time_s.size:  # an empty block would only make the next join copy
+                self._queue.append(rest)
         if final:
             if self.calibration is None and self._prefix.n > 0:
                 self._readiness = Readiness(True, "calibrated from the whole (short) recording")
@@ -229,7 +224,16 @@ class OnlineProcessor:
     def _start(self, out: CoreUpdate, angle_blocks: _AngleBlocks) -> None:
         prefix = self._prefix.signals(self.fs)
         self._prefix = SyncedSeries()
-        self.calibration = calibrate(prefix)
+        self.calibration = cal = calibrate(prefix)
+        self._trackers = {
+            loc: OrientationTracker(
+                cal.start_rotation[loc],
+                cal.gyro_bias_dps[loc],
+                self.fs,
+                cal.alignment[loc].sensor_to_segment,
+            )
+            for loc in self.locations
+        }
         self._process_block(prefix, out, angle_blocks)
 
     def _process_block(
@@ -237,26 +241,11 @@ class OnlineProcessor:
     ) -> None:
         """Orientation and angles of a block (any length: both are causal recursions), then
         the contacts it settles."""
-        cal = self.calibration
-        assert cal is not None
-        sensor_rot: dict[str, FloatArray] = {}
-        segment_rot: dict[str, FloatArray] = {}
-        heading: dict[str, FloatArray] = {}
-        for loc in self.locations:
-            sensor_rot[loc], self._orientation[loc] = track_orientation(
-                self._orientation[loc],
-                block.time_s,
-                block.acc[loc],
-                block.gyr[loc],
-                cal.gyro_bias_dps[loc],
-                self.fs,
-                cal.start_rotation[loc],
-            )
-            segment_rot[loc] = sensor_rot[loc] @ cal.alignment[loc].sensor_to_segment
-            heading[loc], self._heading[loc] = track_heading(
-                self._heading[loc], segment_rot[loc], self._lowpass
-            )
-        chunk = chunk_angles(sensor_rot, segment_rot, heading, block.acc["sacrum"])
+        oriented: dict[str, OrientedBlock] = {
+            loc: tracker.track(block.time_s, block.acc[loc], block.gyr[loc])
+            for loc, tracker in self._trackers.items()
+        }
+        chunk = chunk_angles(oriented)
         angle_blocks.append((block.time_s, chunk.columns))
         self._extend_history(block, chunk)
         self._processed_n += block.time_s.size
@@ -279,9 +268,8 @@ class OnlineProcessor:
             previous = self._last_thigh_acc.get(loc, acc[:1])
             new[f"shock_{side}"] = shock_magnitude(np.concatenate([previous, acc]), self.fs)[1:]
             self._last_thigh_acc[loc] = acc[-1:]
-        if self._history:
-            new = {k: np.concatenate([self._history[k], v]) for k, v in new.items()}
-        self._history = new
+        self._signals.append(new)
+        self._history = self._signals.views()
 
     def _trim_history(self) -> None:
         """Keep what open strides and undecided contacts can still need."""
@@ -291,7 +279,8 @@ class OnlineProcessor:
         )
         drop = oldest_needed - self._history_start
         if drop > 0:
-            self._history = {k: v[drop:] for k, v in self._history.items()}
+            self._signals.drop(drop)
+            self._history = self._signals.views()
             self._history_start += drop
         # Decided candidates older than the step rules look back are no longer needed.
         oldest = self._next_decision_index() - round(STEP_CONTEXT_S * self.fs)

@@ -17,11 +17,9 @@ from imu_stream.core.calibration import (
     align_thigh,
     find_standing,
     gyro_bias_from_standing,
-    thigh_pitch_deg,
 )
 from imu_stream.core.events import assign_sides, detect_initial_contacts
-from imu_stream.core.orientation import start_orientation, track_orientation
-from imu_stream.core.rotations import rot_z
+from imu_stream.core.orientation import OrientationTracker, OrientedBlock, start_orientation
 from imu_stream.core.sides import impact_scores, shock_magnitude, sway_scores
 from imu_stream.core.sync import SyncedSignals
 from imu_stream.records import STANDARD_GRAVITY, FloatArray
@@ -61,24 +59,26 @@ def calibration_readiness(acc: FloatArray, gyr_dps: FloatArray, fs: float) -> Re
         return Readiness(False, f"calibrating: keep moving ({gait_s:.0f}/{GAIT_CALIBRATION_S:g} s)")
     if gait_s >= MAX_CALIBRATION_WAIT_S:
         return Readiness(True, "calibrated")
-    start = rotation_start(acc, fs)
-    rot, _ = track_orientation(None, _grid(n, fs), acc, gyr_dps, np.zeros(3), fs, start)
-    contacts = detect_initial_contacts(_vertical(rot, acc), fs)
+    oriented = OrientationTracker(rotation_start(acc, fs), np.zeros(3), fs).track(
+        _grid(n, fs), acc, gyr_dps
+    )
+    contacts = detect_initial_contacts(_vertical(oriented.acc_world), fs)
     if contacts.size < MIN_CALIBRATION_CONTACTS:
         return Readiness(False, "calibrating: waiting for steady steps")
     return Readiness(True, "calibrated")
 
 
 def rotation_start(acc: FloatArray, fs: float) -> FloatArray:
-    return start_orientation(acc[: max(1, min(acc.shape[0], round(fs)))], fs)[0]
+    return start_orientation(acc[: max(1, min(acc.shape[0], round(fs)))])
 
 
 def _grid(n: int, fs: float) -> FloatArray:
     return np.arange(n) / fs
 
 
-def _vertical(rotations: FloatArray, acc: FloatArray) -> FloatArray:
-    return np.asarray(np.einsum("nj,nj->n", rotations[:, 2, :], acc) - STANDARD_GRAVITY)
+def _vertical(acc_world: FloatArray) -> FloatArray:
+    """Vertical acceleration from the specific force in world (3, n)."""
+    return np.asarray(acc_world[2] - STANDARD_GRAVITY)
 
 
 def calibrate(signals: SyncedSignals) -> Calibration:
@@ -86,6 +86,7 @@ def calibrate(signals: SyncedSignals) -> Calibration:
     fs, t = signals.fs, signals.time_s
     notes: list[str] = []
     rot: dict[str, FloatArray] = {}
+    acc_world: dict[str, FloatArray] = {}
     standing: dict[str, slice | None] = {}
     bias: dict[str, FloatArray] = {}
     start: dict[str, FloatArray] = {}
@@ -94,16 +95,17 @@ def calibrate(signals: SyncedSignals) -> Calibration:
         standing[loc] = find_standing(acc, gyr, fs)
         bias[loc] = gyro_bias_from_standing(gyr, standing[loc])
         start[loc] = rotation_start(acc, fs)
-        rot[loc], _ = track_orientation(None, t, acc, gyr, bias[loc], fs, start[loc])
+        oriented = OrientationTracker(start[loc], bias[loc], fs).track(t, acc, gyr)
+        rot[loc], acc_world[loc] = oriented.stack(), oriented.acc_world
     if standing["sacrum"] is None:
         notes.append("no quiet standing at the start: calibrated from gait")
     acc_s = signals.acc["sacrum"]
-    contacts = detect_initial_contacts(_vertical(rot["sacrum"], acc_s), fs)
+    contacts = detect_initial_contacts(_vertical(acc_world["sacrum"]), fs)
     alignment = {"sacrum": align_sacrum(acc_s, rot["sacrum"], contacts, fs, standing["sacrum"])}
     pelvis = rot["sacrum"] @ alignment["sacrum"].sensor_to_segment
     scores = side_scores(
         contacts,
-        lateral_acceleration(rot["sacrum"], acc_s, pelvis),
+        lateral_acceleration(acc_world["sacrum"], np.moveaxis(pelvis, 0, -1)),
         {
             side: shock_magnitude(signals.acc[f"{side}_thigh"], fs)
             for side in ("left", "right")
@@ -128,7 +130,9 @@ def calibrate(signals: SyncedSignals) -> Calibration:
         # The thighs' shocks tell the sides for sure; the sway seen along the pelvis's left
         # axis must agree with them, else the braking cue pointed the pelvis backwards.
         sway = np.nan_to_num(
-            sway_scores(lateral_acceleration(rot["sacrum"], acc_s, pelvis), contacts)
+            sway_scores(
+                lateral_acceleration(acc_world["sacrum"], np.moveaxis(pelvis, 0, -1)), contacts
+            )
         )
         if float(np.sum(np.where(is_left, sway, -sway))) < 0:
             frame = alignment["sacrum"].sensor_to_segment @ np.diag([-1.0, -1.0, 1.0])
@@ -137,13 +141,12 @@ def calibrate(signals: SyncedSignals) -> Calibration:
     return Calibration(start, bias, alignment, tuple(notes))
 
 
-def lateral_acceleration(sensor_rot: FloatArray, acc: FloatArray, pelvis: FloatArray) -> FloatArray:
-    """World acceleration along the pelvis's horizontal left axis."""
-    left = pelvis[:, :, 1].copy()
-    left[:, 2] = 0.0
-    left /= np.maximum(np.linalg.norm(left, axis=1, keepdims=True), 1e-9)
-    acc_world = np.einsum("nij,nj->ni", sensor_rot, acc)
-    return np.asarray(np.einsum("ni,ni->n", acc_world, left))
+def lateral_acceleration(acc_world: FloatArray, pelvis: FloatArray) -> FloatArray:
+    """World acceleration along the pelvis's horizontal left axis; specific force (3, n),
+    pelvis → world rotations (3, 3, n)."""
+    lx, ly = pelvis[0, 1], pelvis[1, 1]
+    norm = np.maximum(np.sqrt(lx * lx + ly * ly), 1e-9)
+    return np.asarray((acc_world[0] * lx + acc_world[1] * ly) / norm)
 
 
 def side_scores(
@@ -169,36 +172,49 @@ class SegmentAngles:
     pelvis_heading_rad: FloatArray = field(default_factory=lambda: np.zeros(0))
 
 
-def chunk_angles(
-    sensor_rot: dict[str, FloatArray],
-    segment_rot: dict[str, FloatArray],
-    heading: dict[str, FloatArray],
-    sacrum_acc: FloatArray,
-) -> SegmentAngles:
-    """Clinical angles (METRICS.md) and event signals of one chunk of oriented samples."""
-    pelvis = segment_rot["sacrum"]
+def chunk_angles(oriented: dict[str, OrientedBlock]) -> SegmentAngles:
+    """Clinical angles (METRICS.md) and event signals of one chunk of oriented samples
+    (segment → world rotations; the sacrum's is the pelvis). The angles.py definitions, their
+    arguments written in one compiled pass per segment, then all atan2 and asin at once."""
+    sacrum = oriented["sacrum"]
+    sides = [side for side in ("left", "right") if f"{side}_thigh" in oriented]
+    n = sacrum.heading_rad.size
+    y, x, a = (
+        np.empty((2 + 2 * len(sides), n)),
+        np.empty((2 + 2 * len(sides), n)),
+        np.empty((1 + len(sides), n)),
+    )
+    pc, ps = sacrum.heading_cos, sacrum.heading_sin
+    clinical.pelvis_arguments(sacrum.rotation, pc, ps, y[:2], x[:2], a[:1])
+    atan_sign, asin_sign = [-1.0, -1.0], [1.0]
+    for k, side in enumerate(sides):
+        thigh = oriented[f"{side}_thigh"]
+        rows = slice(2 + 2 * k, 4 + 2 * k)
+        clinical.thigh_arguments(
+            sacrum.rotation,
+            pc,
+            ps,
+            thigh.rotation,
+            thigh.heading_cos,
+            thigh.heading_sin,
+            y[rows],
+            x[rows],
+            a[1 + k : 2 + k],
+        )
+        atan_sign += [1.0 if side == "left" else -1.0, 1.0]
+        asin_sign.append(1.0 if side == "left" else -1.0)
+    atan, asin = clinical.finish_angles_deg(y, x, a, np.array(atan_sign), np.array(asin_sign))
     out = SegmentAngles()
     out.columns = {
-        "pelvic_obliquity_deg": clinical.pelvic_obliquity_deg(pelvis),
-        "pelvic_tilt_deg": clinical.pelvic_tilt_deg(pelvis),
-        "pelvic_rotation_deg": clinical.pelvic_rotation_deg(pelvis, heading["sacrum"]),
+        "pelvic_obliquity_deg": atan[0],
+        "pelvic_tilt_deg": asin[0],
+        "pelvic_rotation_deg": atan[1],
     }
-    for side in ("left", "right"):
-        loc = f"{side}_thigh"
-        thigh = segment_rot.get(loc)
-        if thigh is None:
-            continue
-        out.columns[f"hip_adduction_{side}_deg"] = clinical.hip_adduction_deg(
-            # Share the pelvis's heading reference: the mean hip rotation is the neutral.
-            pelvis,
-            rot_z(heading["sacrum"] - heading[loc]) @ thigh,
-            side,
-        )
-        out.columns[f"thigh_adduction_{side}_deg"] = clinical.thigh_adduction_deg(
-            thigh, heading[loc], side
-        )
-        out.thigh_pitch_deg[side] = thigh_pitch_deg(thigh)
-    out.vertical_acc = _vertical(sensor_rot["sacrum"], sacrum_acc)
-    out.lateral_acc = lateral_acceleration(sensor_rot["sacrum"], sacrum_acc, pelvis)
-    out.pelvis_heading_rad = heading["sacrum"]
+    for k, side in enumerate(sides):
+        out.columns[f"hip_adduction_{side}_deg"] = asin[1 + k]
+        out.columns[f"thigh_adduction_{side}_deg"] = atan[2 + 2 * k]
+        out.thigh_pitch_deg[side] = atan[3 + 2 * k]
+    out.vertical_acc = _vertical(sacrum.acc_world)
+    out.lateral_acc = lateral_acceleration(sacrum.acc_world, sacrum.rotation)
+    out.pelvis_heading_rad = sacrum.heading_rad
     return out

@@ -8,7 +8,47 @@ import numpy as np
 from imu_stream.records import FloatArray
 
 
-@numba.njit(cache=True, fastmath=False)
+@numba.njit(cache=True, inline="always")
+def quat_step(
+    w: float,
+    x: float,
+    y: float,
+    z: float,
+    gx: float,
+    gy: float,
+    gz: float,
+    h: float,
+    normalise: bool = True,
+) -> tuple[float, float, float, float]:  # pragma: no cover - compiled
+    """q ⊗ exp(h·g/2): one step of a body-frame rate g (rad/s) held over h seconds; `normalise`
+    also takes the rounding off |q| (it grows by ~1e-16 a step otherwise)."""
+    half_sq = 0.25 * h * h * (gx * gx + gy * gy + gz * gz)  # (half the angle turned)²
+    if half_sq < 0.01:
+        # Below 0.1 rad, the series to the 8th power are exact to double precision (the next
+        # terms < 3e-17) and far cheaper than sin and cos; at 200 Hz, rates up to 2300 °/s.
+        a = half_sq
+        dw = 1.0 - a * 0.5 * (1.0 - a * (1 / 12) * (1.0 - a * (1 / 30) * (1.0 - a * (1 / 56))))
+        s = 0.5 * h * (
+            1.0 - a * (1 / 6) * (1.0 - a * (1 / 20) * (1.0 - a * (1 / 42) * (1.0 - a * (1 / 72))))
+        )
+    else:
+        norm = np.sqrt(gx * gx + gy * gy + gz * gz)
+        s = np.sin(0.5 * norm * h) / norm
+        dw = np.cos(0.5 * norm * h)
+    dx, dy, dz = gx * s, gy * s, gz * s
+    nw = w * dw - x * dx - y * dy - z * dz
+    nx = w * dx + x * dw + y * dz - z * dy
+    ny = w * dy - x * dz + y * dw + z * dx
+    nz = w * dz + x * dy - y * dx + z * dw
+    if not normalise:
+        return nw, nx, ny, nz
+    # One Newton step for 1/√|q|², exact to double precision since |q|² differs from 1 by
+    # rounding only: no square root in the recursion.
+    inv = 0.5 * (3.0 - (nw * nw + nx * nx + ny * ny + nz * nz))
+    return nw * inv, nx * inv, ny * inv, nz * inv
+
+
+@numba.njit(cache=True)
 def _integrate_gyro(
     gyr_rad_s: np.ndarray, dt: np.ndarray, q0: np.ndarray
 ) -> np.ndarray:  # pragma: no cover - compiled
@@ -18,24 +58,16 @@ def _integrate_gyro(
     out[0, 0], out[0, 1], out[0, 2], out[0, 3] = w, x, y, z
     for i in range(1, n):
         # Mid-point rate over the interval; exact exponential of that constant rate.
-        gx = 0.5 * (gyr_rad_s[i - 1, 0] + gyr_rad_s[i, 0])
-        gy = 0.5 * (gyr_rad_s[i - 1, 1] + gyr_rad_s[i, 1])
-        gz = 0.5 * (gyr_rad_s[i - 1, 2] + gyr_rad_s[i, 2])
-        h = dt[i - 1]
-        norm = np.sqrt(gx * gx + gy * gy + gz * gz)
-        angle = norm * h
-        if norm > 1e-12:
-            s = np.sin(0.5 * angle) / norm
-            dw, dx, dy, dz = np.cos(0.5 * angle), gx * s, gy * s, gz * s
-        else:
-            dw, dx, dy, dz = 1.0, 0.5 * gx * h, 0.5 * gy * h, 0.5 * gz * h
-        # q ← q ⊗ dq (body-frame rate)
-        nw = w * dw - x * dx - y * dy - z * dz
-        nx = w * dx + x * dw + y * dz - z * dy
-        ny = w * dy - x * dz + y * dw + z * dx
-        nz = w * dz + x * dy - y * dx + z * dw
-        inv = 1.0 / np.sqrt(nw * nw + nx * nx + ny * ny + nz * nz)
-        w, x, y, z = nw * inv, nx * inv, ny * inv, nz * inv
+        w, x, y, z = quat_step(
+            w,
+            x,
+            y,
+            z,
+            0.5 * (gyr_rad_s[i - 1, 0] + gyr_rad_s[i, 0]),
+            0.5 * (gyr_rad_s[i - 1, 1] + gyr_rad_s[i, 1]),
+            0.5 * (gyr_rad_s[i - 1, 2] + gyr_rad_s[i, 2]),
+            dt[i - 1],
+        )
         out[i, 0], out[i, 1], out[i, 2], out[i, 3] = w, x, y, z
     return out
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from imu_stream.records import FloatArray
@@ -49,10 +50,13 @@ class SyncedSeries:
         self.n += block.time_s.size
 
     def signals(self, fs: float) -> SyncedSignals:
-        out = SyncedSignals(time_s=np.concatenate(self.time_s), fs=fs)
+        def join(blocks: list[FloatArray]) -> FloatArray:
+            return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)  # one: no copy
+
+        out = SyncedSignals(time_s=join(self.time_s), fs=fs)
         for loc in self.acc:
-            out.acc[loc] = np.concatenate(self.acc[loc])
-            out.gyr[loc] = np.concatenate(self.gyr[loc])
+            out.acc[loc] = join(self.acc[loc])
+            out.gyr[loc] = join(self.gyr[loc])
         return out
 
 
@@ -67,12 +71,34 @@ class _RawBuffer:
     first_s: float | None = None
     last_s: float | None = None
 
-    def merge(self) -> None:
-        if self.pending:
-            self.time_s = np.concatenate([self.time_s, *(p[0] for p in self.pending)])
-            self.acc = np.concatenate([self.acc, *(p[1] for p in self.pending)])
-            self.gyr = np.concatenate([self.gyr, *(p[2] for p in self.pending)])
-            self.pending.clear()
+    def take_pending(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """The samples pushed since the last take, joined (one push: not copied)."""
+        pending, self.pending = self.pending, []
+        if len(pending) == 1:
+            return pending[0]
+        if not pending:
+            return np.zeros(0), np.zeros((0, 3)), np.zeros((0, 3))
+        return (
+            np.concatenate([p[0] for p in pending]),
+            np.concatenate([p[1] for p in pending]),
+            np.concatenate([p[2] for p in pending]),
+        )
+
+    def interpolate(self, grid: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """acc and gyr at the grid points, then keep only the samples from the one bracketing
+        the next grid point on. The kept samples and the new ones are read as one sequence
+        without being joined."""
+        t, acc, gyr = self.take_pending()
+        acc_out, gyr_out = np.empty((grid.size, 3)), np.empty((grid.size, 3))
+        keep = _interp(grid, self.time_s, self.acc, self.gyr, t, acc, gyr, acc_out, gyr_out)
+        old = self.time_s.size
+        if keep >= old:
+            self.time_s, self.acc, self.gyr = t[keep - old :], acc[keep - old :], gyr[keep - old :]
+        else:
+            self.time_s = np.concatenate([self.time_s[keep:], t])
+            self.acc = np.concatenate([self.acc[keep:], acc])
+            self.gyr = np.concatenate([self.gyr[keep:], gyr])
+        return acc_out, gyr_out
 
 
 class GridSynchroniser:
@@ -128,15 +154,80 @@ class GridSynchroniser:
         grid = self.t0 + np.arange(self.synced_n, last_k + 1) / self.fs
         out = SyncedSignals(time_s=grid, fs=self.fs)
         for loc, buf in self._raw.items():
-            buf.merge()
-            out.acc[loc] = np.column_stack(
-                [np.interp(grid, buf.time_s, buf.acc[:, j]) for j in range(3)]
-            )
-            out.gyr[loc] = np.column_stack(
-                [np.interp(grid, buf.time_s, buf.gyr[:, j]) for j in range(3)]
-            )
-            # Keep the samples that bracket the next grid point.
-            keep = max(0, int(np.searchsorted(buf.time_s, grid[-1], side="right")) - 1)
-            buf.time_s, buf.acc, buf.gyr = buf.time_s[keep:], buf.acc[keep:], buf.gyr[keep:]
+            out.acc[loc], out.gyr[loc] = buf.interpolate(grid)
         self.synced_n = last_k + 1
         return out
+
+
+@numba.njit(cache=True)
+def _interp(
+    grid: np.ndarray,
+    t_a: np.ndarray,
+    acc_a: np.ndarray,
+    gyr_a: np.ndarray,
+    t_b: np.ndarray,
+    acc_b: np.ndarray,
+    gyr_b: np.ndarray,
+    acc_out: np.ndarray,
+    gyr_out: np.ndarray,
+) -> int:  # pragma: no cover - compiled
+    """np.interp of the six columns at once from the samples a followed by b (the same
+    arithmetic, hence the same values). The grid points before b's first sample are bracketed
+    by a and that sample; the others by b alone. Returns the index (in a then b) of the last
+    sample at or before the last grid point (0 if none)."""
+    ma, mb, n = t_a.shape[0], t_b.shape[0], grid.shape[0]
+    split = n
+    if mb:
+        split = 0
+        while split < n and grid[split] < t_b[0]:
+            split += 1
+    if split:
+        bridge = min(mb, 1)
+        t = np.concatenate((t_a, t_b[:bridge]))
+        _interp_one(
+            grid[:split],
+            t,
+            np.concatenate((acc_a, acc_b[:bridge])),
+            np.concatenate((gyr_a, gyr_b[:bridge])),
+            acc_out[:split],
+            gyr_out[:split],
+        )
+    if split < n:
+        _interp_one(grid[split:], t_b, acc_b, gyr_b, acc_out[split:], gyr_out[split:])
+    end = grid[n - 1]
+    if mb and end >= t_b[0]:
+        return ma + np.searchsorted(t_b, end, side="right") - 1
+    return max(0, np.searchsorted(t_a, end, side="right") - 1)
+
+
+@numba.njit(cache=True)
+def _interp_one(
+    grid: np.ndarray,
+    time_s: np.ndarray,
+    acc: np.ndarray,
+    gyr: np.ndarray,
+    acc_out: np.ndarray,
+    gyr_out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """np.interp of the six columns at once, the bracketing samples found by walking along
+    both increasing time axes instead of a binary search per point and column."""
+    m = time_s.shape[0]
+    j = 0
+    for i in range(grid.shape[0]):
+        x = grid[i]
+        if x < time_s[0]:
+            k, exact = 0, True
+        elif x >= time_s[m - 1]:
+            k, exact = m - 1, True
+        else:
+            while time_s[j + 1] <= x:
+                j += 1
+            k, exact = j, time_s[j] == x
+        for c in range(3):
+            if exact:
+                acc_out[i, c], gyr_out[i, c] = acc[k, c], gyr[k, c]
+            else:
+                span = time_s[k + 1] - time_s[k]
+                along = x - time_s[k]
+                acc_out[i, c] = (acc[k + 1, c] - acc[k, c]) / span * along + acc[k, c]
+                gyr_out[i, c] = (gyr[k + 1, c] - gyr[k, c]) / span * along + gyr[k, c]
