@@ -49,8 +49,10 @@ def impact_scores(
 
 def shock_magnitude(acc: FloatArray, fs: float) -> FloatArray:
     """|d acc / dt| (m/s³): large only in impacts; independent of orientation and mounting."""
-    jerk = np.diff(acc, axis=0, prepend=acc[:1]) * fs
-    return np.asarray(np.linalg.norm(jerk, axis=1))
+    step = np.empty_like(acc)
+    step[0] = 0.0
+    np.subtract(acc[1:], acc[:-1], out=step[1:])
+    return np.asarray(np.sqrt(np.einsum("ij,ij->i", step, step)) * fs)
 
 
 @numba.njit(cache=True)
