@@ -13,6 +13,7 @@ import numpy as np
 from scipy import signal
 
 from imu_stream.core.filters import gaussian_lowpass
+from imu_stream.core.metrics import window_argmax
 from imu_stream.records import FloatArray
 
 JERK_SIGMA_S = 0.05
@@ -47,9 +48,9 @@ def ic_candidates(vertical_acc: FloatArray, fs: float) -> tuple[np.ndarray, Floa
         return peaks, np.zeros(0)
     fine = gaussian_lowpass(vertical_acc, JERK_REFINE_SIGMA_S, fs, order=1)
     half = max(1, round(0.06 * fs))
-    lo = np.clip(peaks - half, 0, jerk.size - 1)
-    windows = np.clip(lo[:, None] + np.arange(2 * half + 1)[None, :], 0, jerk.size - 1)
-    refined = windows[np.arange(peaks.size), np.argmax(fine[windows], axis=1)]
+    lo = np.maximum(peaks - half, 0)
+    hi = lo + 2 * half + 1
+    refined = window_argmax(fine, lo, hi)
     return refined, np.asarray(props["prominences"], dtype=np.float64)
 
 

@@ -30,12 +30,21 @@ MAX_STANCE_FRACTION = 0.85
 # Window statistics for every stride at once: one compiled pass instead of a few numpy calls
 # per stride per column, which dominated the core's time.
 @numba.njit(cache=True)
-def window_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Largest finite value of values[lo[k]:hi[k]] for each k; NaN where there is none."""
+def sided_window_max(
+    left: np.ndarray,
+    right: np.ndarray,
+    sign: np.ndarray,
+    is_left: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> np.ndarray:
+    """Per k, the largest finite value of sign[k]·(left if is_left[k] else right)[lo[k]:hi[k]];
+    NaN where there is none (an empty array: that side's column is missing)."""
     out = np.full(lo.size, np.nan)
     for k in range(lo.size):
+        values = left if is_left[k] else right
         for i in range(max(lo[k], 0), min(hi[k], values.size)):
-            v = values[i]
+            v = sign[k] * values[i]
             if v == v and not v <= out[k]:  # v is not NaN, and out[k] is NaN or smaller
                 out[k] = v
     return out
@@ -50,6 +59,20 @@ def window_argmin(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndar
         for i in range(max(lo[k], 0), min(hi[k], values.size)):
             if values[i] < best:
                 best, out[k] = values[i], i
+    return out
+
+
+@numba.njit(cache=True)
+def window_argmax(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Index of the first largest value of values[lo[k]:hi[k]] (clipped to the array)."""
+    out = np.empty(lo.size, dtype=np.int64)
+    for k in range(lo.size):
+        a, b = max(lo[k], 0), min(hi[k], values.size)
+        best = a
+        for i in range(a + 1, b):
+            if values[i] > values[best]:
+                best = i
+        out[k] = best
     return out
 
 
@@ -124,22 +147,21 @@ def stride_metrics(
             & (stance / stride_time <= MAX_STANCE_FRACTION)
         )
     left = np.array([side == "left" for side in sides], dtype=bool)
-    nan = np.full(left.size, np.nan)
+    missing = np.zeros(0)
 
-    def stance_peak(name: str, negate_left: bool = False) -> FloatArray:
+    def stance_peak(name: str, sign: FloatArray | float = 1.0) -> FloatArray:
         """Per stride, the stance peak of the stance side's column (`name` with {side})."""
-        peak = nan.copy()
-        for side, mine in (("left", left), ("right", ~left)):
-            values = angles.get(name.format(side=side))
-            if values is not None and mine.any():
-                signal = -values if negate_left and side == "left" else values
-                peak[mine] = window_max(signal, i0[mine], stance_end[mine])
-        return peak
+        columns = (angles.get(name.format(side=side)) for side in ("left", "right"))
+        values_left, values_right = (missing if c is None else c for c in columns)
+        signs = np.broadcast_to(np.asarray(sign, dtype=np.float64), left.shape)
+        return sided_window_max(
+            values_left, values_right, np.ascontiguousarray(signs), left, i0, stance_end
+        )
 
     # For right stance the left (swing) side drops: obliquity positive; for left, negative.
-    drop = stance_peak("pelvic_obliquity_deg", negate_left=True)
+    drop = stance_peak("pelvic_obliquity_deg", np.where(left, -1.0, 1.0))
     obliquity = angles.get("pelvic_obliquity_deg")
-    rom = nan if obliquity is None else window_range(obliquity, i0, i1 + 1)
+    rom = np.full(left.size, np.nan) if obliquity is None else window_range(obliquity, i0, i1 + 1)
     hip = stance_peak("hip_adduction_{side}_deg")
     thigh = stance_peak("thigh_adduction_{side}_deg")
     knee = stance_peak("knee_abduction_{side}_deg")

@@ -35,16 +35,33 @@ def impact_scores(
 ) -> FloatArray:
     """log(left / right) shock energy around each contact; `*_shock` is the magnitude of each
     thigh's acceleration derivative (any sensor frame)."""
-    lo = np.round(IMPACT_WINDOW_S[0] * fs).astype(int)
+    lo = round(IMPACT_WINDOW_S[0] * fs)
     hi = max(lo + 1, round(IMPACT_WINDOW_S[1] * fs))
+    return _impact_scores(
+        np.ascontiguousarray(left_shock, dtype=np.float64),
+        np.ascontiguousarray(right_shock, dtype=np.float64),
+        np.asarray(ic_idx, dtype=np.int64),
+        lo,
+        hi,
+    )
+
+
+# Summed window by window, not from a cumulative sum of the whole signal: each score then
+# depends on its window's samples alone (the same however the signal was chunked), and the
+# live path's few contacts per call cost a few windows, not a pass over its history.
+@numba.njit(cache=True)
+def _impact_scores(
+    left_shock: np.ndarray, right_shock: np.ndarray, ic_idx: np.ndarray, lo: int, hi: int
+) -> np.ndarray:  # pragma: no cover - compiled
     n = left_shock.size
-    csum_l = np.concatenate([[0.0], np.cumsum(left_shock)])
-    csum_r = np.concatenate([[0.0], np.cumsum(right_shock)])
-    a = np.clip(ic_idx + lo, 0, n)
-    b = np.clip(ic_idx + hi, 0, n)
-    energy_l = csum_l[b] - csum_l[a]
-    energy_r = csum_r[b] - csum_r[a]
-    return np.asarray(np.log((energy_l + 1e-9) / (energy_r + 1e-9)))
+    out = np.empty(ic_idx.size)
+    for k in range(ic_idx.size):
+        energy_l, energy_r = 0.0, 0.0
+        for i in range(min(max(ic_idx[k] + lo, 0), n), min(max(ic_idx[k] + hi, 0), n)):
+            energy_l += left_shock[i]
+            energy_r += right_shock[i]
+        out[k] = np.log((energy_l + 1e-9) / (energy_r + 1e-9))
+    return out
 
 
 def shock_magnitude(acc: FloatArray, fs: float) -> FloatArray:
