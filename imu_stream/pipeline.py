@@ -53,7 +53,11 @@ from typing import Any, TypeVar
 
 from imu_stream.core.clock import SensorGap
 from imu_stream.core.online import CoreUpdate
-from imu_stream.live.core_worker import core_worker, freeze_startup_objects
+from imu_stream.live.core_worker import (
+    core_worker,
+    freeze_startup_objects,
+    freeze_warmed_up_objects,
+)
 from imu_stream.live.processor import ProcessorStage
 from imu_stream.live.records import (
     LiveUpdate,
@@ -93,7 +97,7 @@ class PipelineConfig:
     update_every_s: float = 0.02
     flush_interval_s: float = 0.25  # journal commit interval: the crash-loss bound
     handle_signals: bool = True  # Ctrl-C / SIGTERM stop the session cleanly
-    freeze_gc: bool = True  # see `live.core_worker.freeze_startup_objects`
+    freeze_gc: bool = True  # see `live.core_worker`: out of the collector's full passes
     sink_close_timeout_s: float = 10.0
 
 
@@ -386,6 +390,8 @@ class Pipeline:
         if update.calibration.calibrated and not self._calibrated:
             self._calibrated = True
             self._session_event("calibrated", self._data_time_s, update.calibration.message)
+            if self.config.freeze_gc:
+                freeze_warmed_up_objects()
         self._to_sinks("on_update", update)
 
     def _session_event(self, event: str, time_s: float, detail: str = "") -> None:
