@@ -217,9 +217,9 @@ def test_commits_reach_a_concurrent_reader_within_half_a_second(tmp_path: Path) 
         writer.close()
 
 
-def test_journals_of_a_process_share_one_commit_thread(tmp_path: Path) -> None:
-    """Many sessions in one process (one per athlete): no thread per journal, and each still
-    commits within its interval, also while another one closes."""
+def test_journals_of_a_process_share_commit_threads(tmp_path: Path) -> None:
+    """Many sessions in one process (one per athlete): not a thread per journal, and each
+    still commits within its interval, also while another one closes."""
     import threading
 
     before = threading.active_count()

@@ -1,11 +1,14 @@
-"""One commit thread for every open journal of the process.
+"""Commit threads shared by the open journals of the process: one per `JOURNALS_PER_THREAD`.
 
 A live process may run dozens of sessions (one per athlete), each with its own journal. A thread
 per journal costs CPU for nothing: each wakes on its own every interval and takes the
-interpreter lock from the event loop at its own moment. This thread instead commits all of
-them in one round per interval (the shortest any open journal asks for, so none waits longer
-than its own), and at once those whose owner waits in `flush()` or `close()`. SQLite itself
-has no shared state between the journals: they are separate files and connections.
+interpreter lock from the event loop at its own moment. A committer instead commits its
+journals in one round per interval (the shortest any of them asks for, so none waits longer
+than its own), and at once those whose owner waits in `flush()` or `close()`. Not one thread
+for all: each SQLite call of a commit gives the interpreter lock up and, while the event loop is
+busy, waits up to a switch interval (5 ms) to get it back, so one round over 30 journals could
+outlast the commit interval; a few threads wait side by side. SQLite itself has no shared state
+between the journals: they are separate files and connections.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import os
 import threading
 import time
 from typing import Protocol
+
+JOURNALS_PER_THREAD = 8
 
 
 class Committable(Protocol):
@@ -39,6 +44,11 @@ class JournalCommitter:
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
+
+    def load(self) -> int:
+        """How many journals this thread commits."""
+        with self._cond:
+            return len(self._writers)
 
     def add(self, writer: Committable) -> None:
         with self._cond:
@@ -81,16 +91,23 @@ def _commit(writer: Committable) -> bool:
         return False
 
 
-_committer: JournalCommitter | None = None
+_committers: list[JournalCommitter] = []
 _pid = 0
 _lock = threading.Lock()
 
 
 def journal_committer() -> JournalCommitter:
-    """The process's committer (created on first use, again in a forked child)."""
-    global _committer, _pid
+    """A commit thread with room for one more journal (created when none has; again in a
+    forked child, which has none of its parent's threads)."""
+    global _pid
     with _lock:
-        if _committer is None or _pid != os.getpid() or not _committer.is_alive():
-            _committer = JournalCommitter()
+        if _pid != os.getpid():
+            _committers.clear()
             _pid = os.getpid()
-        return _committer
+        _committers[:] = [c for c in _committers if c.is_alive()]
+        for committer in _committers:
+            if committer.load() < JOURNALS_PER_THREAD:
+                return committer
+        committer = JournalCommitter()
+        _committers.append(committer)
+        return committer

@@ -1,10 +1,10 @@
 """The journal writer: cheap appends from the event loop, commits from a thread every ≤ 0.25 s.
 
 `append_block` only copies the block's arrays into an in-memory list under a lock (a few µs), so
-the asyncio pipeline calls it directly, before anything else sees the block. The process's
-commit thread (`committer.py`, shared by every open journal) swaps that list out and commits it
-in one SQLite transaction every `flush_interval_s`; a commit is what survives a `kill -9`, so at
-most one interval plus one commit of samples can be lost.
+the asyncio pipeline calls it directly, before anything else sees the block. A commit thread
+(`committer.py`, shared with other open journals) swaps that list out and commits it in one
+SQLite transaction every `flush_interval_s`; a commit is what survives a `kill -9`, so at most
+one interval plus one commit of samples can be lost.
 The journal never drops data: if a commit fails (disk full), the batch is kept and retried, and
 `flush()` raises so the caller can tell the user.
 """
