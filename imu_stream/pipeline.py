@@ -12,8 +12,9 @@
 Backpressure, stage by stage:
 
 1. **Journal: never blocks, never drops.** The ingest task appends every decoded block to the
-   journal *before anything else sees it*; an append is an in-memory copy (µs) and the journal's
-   own thread commits, so a `kill -9` loses at most the last commit interval.
+   journal *before anything else sees it*; an append is an in-memory copy (µs) and a commit
+   thread (one per few journals of the process) commits, so a `kill -9` loses at most the last
+   commit interval.
 2. **Processor queue: bounded (`processor_queue_blocks`), flow control, no drops.** The
    processor must see every sample (its results must equal the batch analysis), so when it falls
    that far behind the ingest task waits for room; the block in hand is already journaled, and

@@ -13,11 +13,14 @@ between the journals: they are separate files and connections.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
 import time
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 JOURNALS_PER_THREAD = 8
 
@@ -87,7 +90,8 @@ class JournalCommitter:
 def _commit(writer: Committable) -> bool:
     try:
         return writer.commit_turn()
-    except Exception:  # a writer bug must not stop every other journal's commits
+    except Exception:  # a writer bug must not stop the other journals' commits
+        log.exception("journal commit failed")
         return False
 
 
