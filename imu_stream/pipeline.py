@@ -12,8 +12,9 @@
 Backpressure, stage by stage:
 
 1. **Journal: never blocks, never drops.** The ingest task appends every decoded block to the
-   journal *before anything else sees it*; an append is an in-memory copy (µs) and the journal's
-   own thread commits, so a `kill -9` loses at most the last commit interval.
+   journal *before anything else sees it*; an append is an in-memory copy (µs) and a commit
+   thread (one per few journals of the process) commits, so a `kill -9` loses at most the last
+   commit interval.
 2. **Processor queue: bounded (`processor_queue_blocks`), flow control, no drops.** The
    processor must see every sample (its results must equal the batch analysis), so when it falls
    that far behind the ingest task waits for room; the block in hand is already journaled, and
@@ -53,7 +54,11 @@ from typing import Any, TypeVar
 
 from imu_stream.core.clock import SensorGap
 from imu_stream.core.online import CoreUpdate
-from imu_stream.live.core_worker import core_worker, freeze_startup_objects
+from imu_stream.live.core_worker import (
+    core_worker,
+    freeze_startup_objects,
+    freeze_warmed_up_objects,
+)
 from imu_stream.live.processor import ProcessorStage
 from imu_stream.live.records import (
     LiveUpdate,
@@ -93,7 +98,7 @@ class PipelineConfig:
     update_every_s: float = 0.02
     flush_interval_s: float = 0.25  # journal commit interval: the crash-loss bound
     handle_signals: bool = True  # Ctrl-C / SIGTERM stop the session cleanly
-    freeze_gc: bool = True  # see `live.core_worker.freeze_startup_objects`
+    freeze_gc: bool = True  # see `live.core_worker`: out of the collector's full passes
     sink_close_timeout_s: float = 10.0
 
 
@@ -311,14 +316,17 @@ class Pipeline:
             self.ingest.gaps += 1
             self._to_sinks("on_session_event", gap_event(event))
 
-    async def _call(self, step: Callable[[], T], long: bool = True) -> T:
-        if long and self.config.processor_in_thread:
+    async def _long_step(self, step: Callable[[], T]) -> T:
+        """A core step that may take long: in the core worker thread, unless configured not to."""
+        if self.config.processor_in_thread:
             return await core_worker().run(step)
         return step()
 
     async def _process(self) -> None:
         queue, stage = self._queue, self.stage
-        pending: list[float] = []  # arrival times of the blocks pushed since the last update
+        # Arrival of the oldest and newest block pushed since the last update (blocks arrive
+        # in order): any of them may be the one that made a result final.
+        oldest = newest = math.nan
         done = False
         try:
             while not done:
@@ -334,20 +342,24 @@ class Pipeline:
                     item = queue.get_nowait()
                 if not batch:
                     continue
-                pending.extend([b.arrival_s for b in batch])
-                long = stage.may_take_long(batch)
-                core = await self._call(partial(stage.process, batch), long)
+                if math.isnan(oldest):  # the first batch since the last update
+                    oldest = batch[0].arrival_s
+                newest = batch[-1].arrival_s
+                if stage.may_take_long(batch):
+                    core = await self._long_step(partial(stage.process, batch))
+                else:  # the steady steps (most of them): no coroutine, no thread hop
+                    core = stage.process(batch)
                 if not stage.newest_s <= self._data_time_s:  # also when still NaN
                     self._data_time_s = stage.newest_s
                 if core is not None:
                     self._note_rate()
-                    # Any block since the last update may be the one that made a result final.
-                    self._emit(core, pending, final=False)
-                    pending = []
+                    self._emit(core, oldest, newest, final=False)
+                    oldest = newest = math.nan
             if not self._force:
-                core = await self._call(stage.finish)
+                core = await self._long_step(stage.finish)
                 self._note_rate()
-                self._emit(core, [], final=True)
+                now = time.perf_counter()
+                self._emit(core, now, now, final=True)
         except Exception:
             log.exception("the processor failed; samples are still journaled")
             self.request_stop()
@@ -363,15 +375,14 @@ class Pipeline:
             self.writer.update_meta(extra=extra)
             self._rate_recorded = True
 
-    def _emit(self, core: CoreUpdate, arrivals: list[float], final: bool) -> None:
-        arrivals = arrivals or [time.perf_counter()]
+    def _emit(self, core: CoreUpdate, oldest_s: float, newest_s: float, final: bool) -> None:
         update = LiveUpdate(
             events=core.events,
             strides=core.strides,
             angles=core.angles,
             calibration=core.calibration,
-            oldest_arrival_s=min(arrivals),
-            newest_arrival_s=max(arrivals),
+            oldest_arrival_s=oldest_s,
+            newest_arrival_s=newest_s,
             data_time_s=self._data_time_s,
             final=final,
         )
@@ -380,6 +391,8 @@ class Pipeline:
         if update.calibration.calibrated and not self._calibrated:
             self._calibrated = True
             self._session_event("calibrated", self._data_time_s, update.calibration.message)
+            if self.config.freeze_gc:
+                freeze_warmed_up_objects()
         self._to_sinks("on_update", update)
 
     def _session_event(self, event: str, time_s: float, detail: str = "") -> None:

@@ -217,6 +217,33 @@ def test_commits_reach_a_concurrent_reader_within_half_a_second(tmp_path: Path) 
         writer.close()
 
 
+def test_journals_of_a_process_share_commit_threads(tmp_path: Path) -> None:
+    """Many sessions in one process (one per athlete): not a thread per journal, and each
+    still commits within its interval, also while another one closes."""
+    import threading
+
+    before = threading.active_count()
+    writers = [JournalWriter.create(tmp_path, _meta(f"athlete {k}")) for k in range(6)]
+    try:
+        assert threading.active_count() <= before + 1
+        acc, gyr = _signals(BLOCK, 1)
+        appended = time.monotonic()
+        for k, writer in enumerate(writers):
+            writer.append_block(
+                SampleBlock("imu6", acc=acc, gyro=gyr), "sacrum", time_s=k + np.arange(BLOCK) / 200
+            )
+        writers[0].close()
+        while not all(w.stats.samples_committed == BLOCK for w in writers):
+            assert time.monotonic() - appended < 0.5, [w.stats.commits for w in writers]
+            time.sleep(0.005)
+    finally:
+        for writer in writers:
+            writer.close()
+    for writer in writers:
+        with JournalReader(writer.session_dir) as reader:
+            assert reader.is_closed and reader.n_samples() == {"sacrum": BLOCK}
+
+
 def test_append_is_cheap_and_works_from_the_event_loop(tmp_path: Path) -> None:
     acc, gyr = _signals(8, 3)
 

@@ -34,6 +34,7 @@ class CoreWorker:
 _worker: CoreWorker | None = None
 _lock = threading.Lock()
 _gc_frozen = False
+_gc_frozen_warm = False
 
 
 def core_worker() -> CoreWorker:
@@ -54,5 +55,20 @@ def freeze_startup_objects() -> None:
         if _gc_frozen:
             return
         _gc_frozen = True
+    gc.collect()
+    gc.freeze()
+
+
+def freeze_warmed_up_objects() -> None:
+    """Once per process, when the first session has calibrated: the core's first calibrated
+    step loads its compiled (numba) functions, and with them ≈ 5·10⁴ objects that did not
+    exist at `freeze_startup_objects` time; left in the collector, they made every later full
+    pass stop the process for ≈ 50 ms (a few times a minute with 30 athletes). This one pass
+    costs about that, once, while the calibrations keep everything waiting anyway."""
+    global _gc_frozen_warm
+    with _lock:
+        if _gc_frozen_warm:
+            return
+        _gc_frozen_warm = True
     gc.collect()
     gc.freeze()

@@ -19,6 +19,7 @@ import numpy as np
 from imu_stream.records import FloatArray, SampleBlock
 
 EMPTY = np.zeros(0)
+SMALL_BLOCK = 16  # samples up to which `_Increasing.keep` checks the order in Python
 
 
 @dataclass(slots=True)
@@ -42,9 +43,19 @@ class _Increasing:
         n = t.size
         if n == 0:
             return None
-        last = t.item(-1)
-        if t.item(0) > self.last and (n == 1 or bool((t[1:] > t[:-1]).all())):
-            self.last = last
+        if n <= SMALL_BLOCK:
+            # A notification's few samples: comparing Python floats costs less than the
+            # numpy calls (this runs for every block). NaN fails `>`, as it does in numpy.
+            previous = self.last
+            for value in t.tolist():
+                if not value > previous:
+                    break
+                previous = value
+            else:
+                self.last = previous
+                return None
+        elif t.item(0) > self.last and bool((t[1:] > t[:-1]).all()):
+            self.last = t.item(-1)
             return None
         prior = np.maximum.accumulate(np.concatenate(([self.last], t[:-1])))
         keep = t > prior

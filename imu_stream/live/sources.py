@@ -318,13 +318,14 @@ class ReplaySource:
         assert self.end_s is not None
         n_blocks = math.ceil((self.end_s - self.t0) / self.block_s) + 2
         edges = self.t0 + np.arange(1, n_blocks + 1) * self.block_s
-        # Block boundaries of every sensor at once: the loop below only slices.
+        # Block boundaries of every sensor at once: the loop below only slices (it runs for
+        # every block of every sensor, so its state is in lists, not dicts).
         streams = [
             (loc, rec, np.searchsorted(rec.time_s, edges, side="left").tolist())
             for loc, rec in self.recordings.items()
         ]
-        cursors = dict.fromkeys(self.recordings, 0)
-        counts = dict.fromkeys(self.recordings, 0)
+        cursors = [0] * len(streams)
+        counts = [0] * len(streams)
         next_status = self.t0 + self.status_interval_s
         for k, edge in enumerate(edges.tolist()):
             if self._stopping.is_set():
@@ -336,13 +337,13 @@ class ReplaySource:
                     await asyncio.sleep(delay)
             else:
                 await asyncio.sleep(0)  # let the rest of the pipeline run
-            for loc, rec, bounds in streams:
-                lo = cursors[loc]
+            for i, (loc, rec, bounds) in enumerate(streams):
+                lo = cursors[i]
                 hi = bounds[k]
                 if hi <= lo:
                     continue
-                cursors[loc] = hi
-                counts[loc] += hi - lo
+                cursors[i] = hi
+                counts[i] += hi - lo
                 t = rec.time_s[lo:hi]
                 block = SampleBlock(
                     "imu6",
@@ -355,11 +356,9 @@ class ReplaySource:
                 yield StampedBlock(block, t)
             self._emitted_to = edge
             if edge >= next_status:
-                for loc in self.recordings:
-                    yield SensorStatus(
-                        loc, edge, True, rate_hz=counts[loc] / self.status_interval_s
-                    )
-                    counts[loc] = 0
+                for i, (loc, _, _) in enumerate(streams):
+                    yield SensorStatus(loc, edge, True, rate_hz=counts[i] / self.status_interval_s)
+                    counts[i] = 0
                 next_status += self.status_interval_s
             if edge > self.end_s:
                 break

@@ -1,9 +1,10 @@
 """The journal writer: cheap appends from the event loop, commits from a thread every ≤ 0.25 s.
 
 `append_block` only copies the block's arrays into an in-memory list under a lock (a few µs), so
-the asyncio pipeline calls it directly, before anything else sees the block. A background thread
-swaps that list out and commits it in one SQLite transaction every `flush_interval_s`; a commit
-is what survives a `kill -9`, so at most one interval plus one commit of samples can be lost.
+the asyncio pipeline calls it directly, before anything else sees the block. A commit thread
+(`committer.py`, shared with other open journals) swaps that list out and commits it in one
+SQLite transaction every `flush_interval_s`; a commit is what survives a `kill -9`, so at most
+one interval plus one commit of samples can be lost.
 The journal never drops data: if a commit fails (disk full), the batch is kept and retried, and
 `flush()` raises so the caller can tell the user.
 """
@@ -19,6 +20,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from itertools import groupby
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,9 +29,15 @@ import numpy as np
 from imu_stream.records import AngleSeries, FloatArray, GaitEvent, SampleBlock, Stride
 from imu_stream.sinks.journal import schema
 from imu_stream.sinks.journal.catalog import new_session_dir
+from imu_stream.sinks.journal.committer import journal_committer
 from imu_stream.sinks.journal.meta import SessionMeta, meta_value_json
 
 DEFAULT_FLUSH_INTERVAL_S = 0.25
+CLOSE_ATTEMPTS = 5  # commits tried at close before giving up (e.g. disk full)
+
+# A block's sample arrays in storage order, in one call (the append runs for every block).
+_sample_arrays = attrgetter(*schema.SAMPLE_FIELDS)
+_SAMPLE_WIDTHS = tuple(schema.SAMPLE_FIELDS.items())
 
 
 class JournalError(RuntimeError):
@@ -60,10 +68,6 @@ class JournalStats:
     last_commit_ms: float = 0.0
     max_commit_ms: float = 0.0
     failed_commits: int = 0
-
-
-def _nan_if_none(value: float | None) -> float:
-    return float("nan") if value is None else float(value)
 
 
 def _chunk_rows(blocks: list[_Pending]) -> list[tuple[object, ...]]:
@@ -151,7 +155,6 @@ class JournalWriter:
             self._conn.executemany(schema.UPSERT_META, items.items())
         self._lock = threading.Lock()
         self._committed = threading.Condition()
-        self._wake = threading.Event()
         self._blocks: list[_Pending] = []
         self._ops: list[tuple[str, tuple[object, ...]]] = []
         self._meta_updates: dict[str, str] = {}
@@ -159,12 +162,12 @@ class JournalWriter:
         self._committed_gen = 0
         self._closing = False
         self._closed = False
+        self._close_attempts = 0
+        self._finished = threading.Event()  # the committer is done with this journal
         self.error: BaseException | None = None
         self.stats = JournalStats()
-        self._thread = threading.Thread(
-            target=self._run, name=f"journal-{meta.session_id}", daemon=True
-        )
-        self._thread.start()
+        self._committer = journal_committer()
+        self._committer.add(self)
         atexit.register(self.close)
 
     @classmethod
@@ -202,30 +205,40 @@ class JournalWriter:
         loc = location or block.location
         if not loc:
             raise ValueError("append_block needs a location (argument or block.location)")
-        n = block.n_samples
-        if n == 0:
-            return
+        # One pass over the fields (this runs for every block of every sensor): the sample
+        # count is the first present array's, as `SampleBlock.n_samples` says.
+        n = 0
         arrays: list[FloatArray | None] = []
-        for name, width in schema.SAMPLE_FIELDS.items():
-            arr = getattr(block, name)
+        for arr, (name, width) in zip(_sample_arrays(block), _SAMPLE_WIDTHS, strict=True):
             if arr is not None:
                 # Copy: the journal owns its data even if the producer reuses its buffers.
-                arr = np.array(arr, dtype=np.float64).reshape(-1, width)
+                arr = np.array(arr, dtype=np.float64)
+                if not n:
+                    n = arr.shape[0]
+                    if n == 0:
+                        return
+                if arr.ndim != 2 or arr.shape[1] != width:
+                    arr = arr.reshape(-1, width)
                 if arr.shape[0] != n:
                     raise ValueError(f"block {name} has {arr.shape[0]} samples, expected {n}")
             arrays.append(arr)
+        if not n:
+            return
         stamps = None
         if time_s is not None:
-            stamps = np.array(time_s, dtype=np.float64).reshape(-1)
+            stamps = np.array(time_s, dtype=np.float64)
+            if stamps.ndim != 1:
+                stamps = stamps.reshape(-1)
             if stamps.shape[0] != n:
                 raise ValueError(f"time_s has {stamps.shape[0]} values, expected {n}")
+        host, device = block.host_time_s, block.device_timestamp_ms
         pending = _Pending(
             loc,
             block.kind,
             block.resource,
             n,
-            _nan_if_none(block.host_time_s),
-            _nan_if_none(block.device_timestamp_ms),
+            math.nan if host is None else float(host),
+            math.nan if device is None else float(device),
             stamps,
             tuple(arrays),
         )
@@ -332,18 +345,21 @@ class JournalWriter:
             self._committed_gen = generation
             self._committed.notify_all()
 
-    def _run(self) -> None:
-        attempts_at_close = 0
-        while True:
-            self._wake.wait(self.flush_interval_s)
-            self._wake.clear()
-            stopping = self._closing
-            self._commit_pending()
-            if stopping:
-                attempts_at_close += 1
-                if self.error is None or attempts_at_close >= 5:
-                    return
-                time.sleep(self.flush_interval_s)  # failing at close: retry a few times
+    def commit_turn(self) -> bool:
+        """The committer's call, every interval and on `flush()`/`close()`: commit what is
+        pending; True when the journal is closing and done with (committed, or failing at
+        close after `CLOSE_ATTEMPTS`: the next ones come an interval apart)."""
+        if self._finished.is_set():
+            return True
+        stopping = self._closing
+        self._commit_pending()
+        if not stopping:
+            return False
+        self._close_attempts += 1
+        if self.error is None or self._close_attempts >= CLOSE_ATTEMPTS:
+            self._finished.set()
+            return True
+        return False
 
     def flush(self, timeout_s: float = 10.0) -> None:
         """Block until everything appended so far is committed (bounded by `timeout_s`)."""
@@ -353,9 +369,9 @@ class JournalWriter:
         with self._committed:
             while self._committed_gen < target:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._thread.is_alive():
+                if remaining <= 0 or not self._committer.is_alive():
                     break
-                self._wake.set()
+                self._committer.wake(self)
                 self._committed.wait(min(remaining, self.flush_interval_s))
         if self._committed_gen < target:
             reason = f": {self.error}" if self.error is not None else ""
@@ -372,8 +388,8 @@ class JournalWriter:
         self.update_meta(end_unix_s=time.time())
         with self._lock:
             self._closing = True
-        self._wake.set()
-        self._thread.join(timeout=30.0)
+        self._committer.wake(self)
+        self._finished.wait(timeout=30.0)
         self._closed = True
         atexit.unregister(self.close)
         failed = self.error
