@@ -214,7 +214,7 @@ def main() -> None:
         sys.setswitchinterval(args.switch_interval)
     print(
         f"live latency: {args.source} source, real time, blocks of {BLOCK_S * 1e3:.0f} ms; "
-        "journal, processor (core worker thread until calibrated, then the event loop) and a "
+        "journal, processor (on the event loop, the core warmed up before the first session) and a "
         "latency probe sink per athlete"
     )
     print(

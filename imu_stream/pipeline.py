@@ -4,7 +4,7 @@
  source ──events──▶ ingest ──(1) journal.append_block──▶ session journal (commit thread, ≤ 0.25 s)
  (BLE collector,     │
   simulator, replay) └──(2) bounded processor queue──▶ processor: pairing → OnlineProcessor
-                                                             │  (long steps in a worker thread)
+                                                             │
                                sinks ◀──LiveUpdate───────────┘
         journal outputs · live view · InfluxDB · MQTT · … (any `Sink`)
 ```
@@ -21,11 +21,11 @@ Backpressure, stage by stage:
    the wait propagates to the source (the BLE collector's notification queue absorbs minutes of
    data and counts any overflow; replay and simulation simply slow down). Waits are counted.
    The processor takes everything queued at once (one batch per turn of the event loop).
-   Core updates before calibration (one of them calibrates and processes the whole backlog,
-   ≈ 0.5 s) run in the process's one core worker thread (`live.core_worker`), so the event
-   loop (BLE callbacks, receive timestamps, journal appends) keeps going meanwhile; after
-   calibration the steps (a few ms) run on the event loop, since a thread hop would cost more
-   than they do (CPU, and a hand-over of the interpreter lock each way).
+   Core updates run on the event loop: a few ms each, the calibrating one (it processes the
+   whole backlog) about 10 ms once the core is warm (`live.core_worker.prepare_process` loads
+   its compiled functions before the first session), less than a thread hop would cost (CPU,
+   and a hand-over of the interpreter lock each way); only the final `finish()` runs in the
+   process's core worker thread.
 3. **Sinks: never waited for.** Each `on_*` call returns at once; a slow consumer is the sink's
    own bounded buffer: the live view keeps only the latest state and drops frames, the InfluxDB
    writer spills to its spool (bounded, oldest dropped first), the MQTT publisher keeps QoS 1
@@ -48,7 +48,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,8 +55,7 @@ from imu_stream.core.clock import SensorGap
 from imu_stream.core.online import CoreUpdate
 from imu_stream.live.core_worker import (
     core_worker,
-    freeze_startup_objects,
-    freeze_warmed_up_objects,
+    prepare_process,
 )
 from imu_stream.live.processor import ProcessorStage
 from imu_stream.live.records import (
@@ -91,14 +89,14 @@ class PipelineConfig:
     duration_s: float | None = None  # session seconds, then stop (None: until the source ends)
     notes: str = ""
     processor_queue_blocks: int = 4096  # ≈ 25 s of three BLE sensors
-    processor_in_thread: bool = True  # long core steps in the core worker thread
+    processor_in_thread: bool = True  # the final core step in the core worker thread
     # Session seconds of new data between core updates: each call has a cost, so asking after
     # every notification (≈ 150/s for three sensors) would waste CPU; every 20 ms adds at most
     # that much latency. (When the process is busy, batches grow and calls get rarer anyway.)
     update_every_s: float = 0.02
     flush_interval_s: float = 0.25  # journal commit interval: the crash-loss bound
     handle_signals: bool = True  # Ctrl-C / SIGTERM stop the session cleanly
-    freeze_gc: bool = True  # see `live.core_worker`: out of the collector's full passes
+    prepare_process: bool = True  # warm the core up, freeze the GC (`live.core_worker`)
     sink_close_timeout_s: float = 10.0
 
 
@@ -222,8 +220,8 @@ class Pipeline:
             await self.source.stop()
             raise
         writer = self.writer
-        if self.config.freeze_gc:
-            freeze_startup_objects()
+        if self.config.prepare_process:
+            prepare_process()
         self.sinks = [JournalOutputs(writer), *self.extra_sinks]
         self._install_signals(loop)
         tasks: list[asyncio.Task[None]] = []
@@ -317,7 +315,7 @@ class Pipeline:
             self._to_sinks("on_session_event", gap_event(event))
 
     async def _long_step(self, step: Callable[[], T]) -> T:
-        """A core step that may take long: in the core worker thread, unless configured not to."""
+        """The final core step: in the core worker thread, unless configured not to."""
         if self.config.processor_in_thread:
             return await core_worker().run(step)
         return step()
@@ -345,10 +343,7 @@ class Pipeline:
                 if math.isnan(oldest):  # the first batch since the last update
                     oldest = batch[0].arrival_s
                 newest = batch[-1].arrival_s
-                if stage.may_take_long(batch):
-                    core = await self._long_step(partial(stage.process, batch))
-                else:  # the steady steps (most of them): no coroutine, no thread hop
-                    core = stage.process(batch)
+                core = stage.process(batch)  # short: no coroutine, no thread hop
                 if not stage.newest_s <= self._data_time_s:  # also when still NaN
                     self._data_time_s = stage.newest_s
                 if core is not None:
@@ -391,8 +386,6 @@ class Pipeline:
         if update.calibration.calibrated and not self._calibrated:
             self._calibrated = True
             self._session_event("calibrated", self._data_time_s, update.calibration.message)
-            if self.config.freeze_gc:
-                freeze_warmed_up_objects()
         self._to_sinks("on_update", update)
 
     def _session_event(self, event: str, time_s: float, detail: str = "") -> None:

@@ -220,9 +220,10 @@ def test_processor_failure_keeps_recording(tmp_path: Path) -> None:
     assert sum(samples.values()) == result.counters["ingest"]["samples"] > 0
 
 
-def test_long_steps_in_the_core_thread_steady_ones_on_the_event_loop(tmp_path: Path) -> None:
-    """Before calibration every core update may be the long calibrating one: it runs in the
-    core worker thread; after it, steps run on the event loop, with the same strides."""
+def test_core_steps_on_the_event_loop_after_a_warm_up(tmp_path: Path) -> None:
+    """Every core update runs on the event loop, the calibrating one too (the core was warmed
+    up before the session, its compiled functions loaded), with the same strides as the batch
+    analysis; the objects that exist then are out of the garbage collector's way."""
     import asyncio
     import gc
     import threading
@@ -230,8 +231,6 @@ def test_long_steps_in_the_core_thread_steady_ones_on_the_event_loop(tmp_path: P
     sim = simulate(
         SimulationConfig(activity="run", duration_s=16.0, rate_hz=200.0, seed=5, standing_s=2.0)
     )
-    # Paced (4× real time), so that batches stay small once the calibration backlog is done;
-    # as fast as possible, the source would outrun the processor and every batch be long.
     source = ReplaySource(sim.recordings, sim.info, speed=4.0, block_s=0.02)
     pipeline = Pipeline(source, PipelineConfig(data_dir=tmp_path, handle_signals=False))
     calls: list[tuple[bool, bool, str]] = []  # calibrated before, core updated, thread
@@ -248,19 +247,18 @@ def test_long_steps_in_the_core_thread_steady_ones_on_the_event_loop(tmp_path: P
     loop_thread = threading.current_thread().name
     calibrating = [name for calibrated, updated, name in calls if updated and not calibrated]
     steady = [name for calibrated, _, name in calls if calibrated]
-    assert calibrating and all(name.startswith("imu-core") for name in calibrating)
-    assert len(steady) > 50
-    assert sum(name == loop_thread for name in steady) >= 0.5 * len(steady)
+    assert calibrating and len(steady) > 50
+    assert all(name == loop_thread for _, _, name in calls)
     assert len(result.strides) > 10
     assert_same_strides(result.strides, analyze_session(sim.recordings, sim.info).strides)
-    assert gc.get_freeze_count() > 0  # the startup objects are out of the collector's way
+    assert gc.get_freeze_count() > 0
 
 
 def test_update_cadence_before_and_after_calibration() -> None:
-    """20 ms blocks: before calibration the core is asked every 0.1 s; after it, with
-    `update_every_s` 0.02, after every block — not every other one, as float sums of
-    session times would make it without a tolerance (20 ms more latency)."""
-    from imu_stream.live.processor import CALIBRATING_UPDATE_EVERY_S, ProcessorStage
+    """20 ms blocks, `update_every_s` 0.02: the core is asked after every block, before
+    calibration as after it — not every other one, as float sums of session times would make
+    it without a tolerance (20 ms more latency)."""
+    from imu_stream.live.processor import ProcessorStage
     from imu_stream.live.records import StampedBlock
 
     sim = simulate(
@@ -279,6 +277,4 @@ def test_update_cadence_before_and_after_calibration() -> None:
         due[calibrated].append(stage.process(batch) is not None)
     before, after = due[False], due[True]
     assert len(before) > 100 and len(after) > 100
-    every = round(CALIBRATING_UPDATE_EVERY_S / 0.02)
-    assert sum(before) == pytest.approx(len(before) / every, abs=1)
-    assert all(after)
+    assert all(before) and all(after)

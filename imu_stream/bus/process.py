@@ -42,6 +42,7 @@ from imu_stream.bus.markers import END_EVENT, PROCESSED_EVENT, EndOfSession, dec
 from imu_stream.bus.outputs import SessionOutputs
 from imu_stream.bus.session_worker import IDLE, SessionStats, SessionWorker, WorkerConfig
 from imu_stream.bus.shard import ShardSpec
+from imu_stream.live.core_worker import prepare_process
 from imu_stream.sinks import wire
 from imu_stream.sinks.influx import InfluxConfig, InfluxWriter
 from imu_stream.sinks.journal.meta import SessionEvent, SessionMeta, StatusRecord
@@ -131,6 +132,7 @@ class ShardProcessor:
     async def run(self) -> ProcessResult:
         loop = asyncio.get_running_loop()
         self._install_signals(loop)
+        prepare_process()  # the core warm before the first session, the GC out of its way
         await self.publisher.start()
         if self.writer is not None:
             await self.writer.start()

@@ -1,13 +1,10 @@
-"""Process-wide parts of live processing: the core's worker thread, and the garbage collector.
+"""Process-wide parts of live processing: warming the core up, the garbage collector, and the
+worker thread for the final steps.
 
-Every pipeline of the process shares one worker thread for the signal core's *long* steps: the
-updates before calibration (one of them calibrates and processes the whole backlog, ≈ 0.5 s of
-CPU) and the final `finish()`. More threads would not compute faster — the interpreter
-lock lets one run at a time — but each would take turns with the event loop, which does the
-ingestion and the steady updates of every athlete already calibrated. When many athletes start
-together, their calibrations queue here, first come first served. A sink's own `to_thread` I/O
-never waits behind a calibration (it uses asyncio's default pool).
-"""
+`prepare_process` runs once before the first session (see there). Every pipeline of the process
+shares one worker thread for its session's final `finish()`, which processes what is left
+without look-ahead; every other core step is short and runs on the event loop. A sink's own
+`to_thread` I/O never waits behind it (it uses asyncio's default pool)."""
 
 from __future__ import annotations
 
@@ -33,8 +30,7 @@ class CoreWorker:
 
 _worker: CoreWorker | None = None
 _lock = threading.Lock()
-_gc_frozen = False
-_gc_frozen_warm = False
+_prepared = False
 
 
 def core_worker() -> CoreWorker:
@@ -46,29 +42,37 @@ def core_worker() -> CoreWorker:
         return _worker
 
 
-def freeze_startup_objects() -> None:
-    """Exclude what exists before the first session (imported modules: numba, scipy, …; ≈ 10⁵
-    objects) from the garbage collector's full passes, once per process: otherwise each full
-    pass walks them all and stops the process for 0.1–0.2 s, the tail of the latency."""
-    global _gc_frozen
+def prepare_process() -> None:
+    """Once per process, before its first session: warm the signal core up, then take what
+    exists out of the garbage collector's full passes.
+
+    - The core's compiled (numba) functions load on first use, ≈ 0.1 s in all, which would
+      otherwise hold up the strides of the first calibration; a short simulated session
+      through an `OnlineProcessor` loads them now.
+    - What exists then (imported modules: numba, scipy, …, and what the compiled functions
+      brought; ≈ 1.5·10⁵ objects) is frozen: otherwise each full pass walks it all and stops
+      the process for 0.05–0.2 s, the tail of the latency."""
+    global _prepared
     with _lock:
-        if _gc_frozen:
+        if _prepared:
             return
-        _gc_frozen = True
+        _prepared = True
+    _warm_up_core()
     gc.collect()
     gc.freeze()
 
 
-def freeze_warmed_up_objects() -> None:
-    """Once per process, when the first session has calibrated: the core's first calibrated
-    step loads its compiled (numba) functions, and with them ≈ 5·10⁴ objects that did not
-    exist at `freeze_startup_objects` time; left in the collector, they made every later full
-    pass stop the process for ≈ 50 ms (a few times a minute with 30 athletes). This one pass
-    costs about that, once, while the calibrations keep everything waiting anyway."""
-    global _gc_frozen_warm
-    with _lock:
-        if _gc_frozen_warm:
-            return
-        _gc_frozen_warm = True
-    gc.collect()
-    gc.freeze()
+def _warm_up_core() -> None:
+    from imu_stream.core.online import OnlineProcessor
+    from imu_stream.sim import SimulationConfig, simulate
+
+    config = SimulationConfig(
+        activity="run", duration_s=14.0, rate_hz=100.0, seed=0, standing_s=2.0,
+        sensors=("sacrum", "left_thigh", "right_thigh"),
+    )  # fmt: skip
+    sim = simulate(config)
+    processor = OnlineProcessor(list(sim.recordings), config.rate_hz)
+    for location, rec in sim.recordings.items():
+        processor.push(location, rec.time_s, rec.acc, rec.gyr)
+    processor.update()
+    processor.finish()

@@ -3,15 +3,11 @@
 The `OnlineProcessor` is created when the processing rate is known (for BLE, once the sacrum
 sensor is configured); pairs that arrive before are held and pushed then, in order.
 
-`may_take_long()` tells the caller whether the next `process()` belongs in a worker thread:
-before calibration any update may be the one that calibrates and processes the whole backlog
-(hundreds of ms). After it an update costs about what its new data do: a few ms for a
-fraction of a second, tens of ms for a catch-up batch after a stall; less than a thread hop
-would cost (≈ 0.15 ms of CPU and a hand-over of the interpreter lock each way) or risk (a
-catch-up waiting behind other athletes' calibrations). Pushing alone is always short. Before
-calibration the core is asked only every `CALIBRATING_UPDATE_EVERY_S` (it reports no strides
-then, only how calibration goes), so that those thread hops stay few when many athletes
-start at once.
+Every update runs where it is asked for (the pipeline: on the event loop), before calibration
+as after it: an update costs about what its new data do, a few ms for a fraction of a second,
+and the one that calibrates and processes the whole backlog (12–15 s of three sensors) about
+10 ms once the core is warm (`live.core_worker.prepare_process`) — less than a thread hop and
+the wait for the interpreter lock would add when many athletes calibrate at once.
 """
 
 from __future__ import annotations
@@ -27,8 +23,6 @@ from imu_stream.core.online import CoreUpdate, OnlineProcessor
 from imu_stream.live.pairing import Pair, SensorPairing
 from imu_stream.live.records import StampedBlock
 from imu_stream.records import FloatArray, SampleBlock
-
-CALIBRATING_UPDATE_EVERY_S = 0.1  # session seconds between core updates before calibration
 
 
 @dataclass(slots=True)
@@ -108,23 +102,12 @@ class ProcessorStage:
             return CoreUpdate()
         return self._timed(self.processor.update)
 
-    def may_take_long(self, batch: Sequence[StampedBlock]) -> bool:
-        """Whether `process(batch)` may run long: when it asks the core for an update before
-        calibration (see the module's docstring)."""
-        if self.calibrated:
-            return False
-        return self._due(max([self.newest_s, *(b.time_s.item(-1) for b in batch)]))
-
     def _due(self, newest_s: float) -> bool:
-        every = self.update_every_s
-        if not self.calibrated:
-            every = max(every, CALIBRATING_UPDATE_EVERY_S)
-        return newest_s - self._updated_at_s >= every - self._due_slack_s
+        return newest_s - self._updated_at_s >= self.update_every_s - self._due_slack_s
 
     def process(self, batch: Sequence[StampedBlock]) -> CoreUpdate | None:
         """Push a batch and, when `update_every_s` of new data has arrived since the last
-        update (before calibration: `CALIBRATING_UPDATE_EVERY_S`), ask the core what became
-        final; else None.
+        update, ask the core what became final; else None.
 
         A sensor's blocks of one kind are joined first: the pairing's result does not depend
         on how its input is cut, and one call per sensor costs less than one per block."""
