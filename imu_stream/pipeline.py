@@ -210,6 +210,8 @@ class Pipeline:
 
     async def run(self) -> RunResult:
         loop = asyncio.get_running_loop()
+        if self.config.prepare_process:
+            prepare_process()  # before the sensors stream: it holds the loop for ≈ 0.5 s
         await self.source.start()  # user errors (no adapter, bad folder) surface here
         try:
             meta = self._meta()
@@ -220,8 +222,6 @@ class Pipeline:
             await self.source.stop()
             raise
         writer = self.writer
-        if self.config.prepare_process:
-            prepare_process()
         self.sinks = [JournalOutputs(writer), *self.extra_sinks]
         self._install_signals(loop)
         tasks: list[asyncio.Task[None]] = []
