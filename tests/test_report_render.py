@@ -181,6 +181,9 @@ def test_trend_first_last_and_rolling_median() -> None:
     cpd = 5.0 + 0.2 * t / 60.0  # +0.2° per minute
     trend = linear_trend(t, cpd)
     assert trend.slope_per_min == pytest.approx(0.2) and trend.intercept == pytest.approx(5.0)
+    # Stated as the fitted change over the strides' span, not extrapolated to another one.
+    assert trend.describe() == f"{0.2 * t[-1] / 60:+.2f}° over 10 min"
+    assert linear_trend(t[:20], cpd[:20]).describe() == f"{0.2 * t[19] / 60:+.2f}° over 13 s"
     strides = [
         Stride(ti, ti + 0.7, "left", 0.7, 0.3, 0.4, 171.4, c, 1.0, 1.0, 1.0, np.nan)
         for ti, c in zip(t, cpd, strict=True)

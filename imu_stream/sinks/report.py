@@ -379,7 +379,7 @@ def render_report(
                 metric_values(own, "start_s"), metric_values(own, "pelvic_drop_deg")
             )
             if math.isfinite(trend.slope_per_min):
-                trends.append(f"{side} {trend.slope_per_min * 10:+.2f}° per 10 min")
+                trends.append(f"{side} {trend.describe()}")
         caption = (
             "One point per stride (stance leg), with least-squares trend lines"
             + (f" ({'; '.join(trends)})" if trends else "")

@@ -134,7 +134,7 @@ def cpd_trend_figure(strides: Sequence[Stride]) -> Figure | None:
         if math.isfinite(trend.slope_per_min):
             x = np.array([t.min(), t.max()]) / 60.0
             ax.plot(x, trend.intercept + trend.slope_per_min * x, color=colour, linewidth=2.2)
-            label += f": trend {trend.slope_per_min * 10:+.2f}° per 10 min"
+            label += f": trend {trend.describe()}"
         ax.plot([], [], color=colour, marker="o", linewidth=2.2, label=label)
     if not plotted:
         return None

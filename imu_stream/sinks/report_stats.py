@@ -133,6 +133,14 @@ class Trend:
     slope_per_min: float
     intercept: float
     n: int
+    span_min: float = math.nan  # from the first to the last stride fitted
+
+    def describe(self) -> str:
+        """The fitted change over the strides' span: a rate per 10 min would extrapolate a
+        short session far beyond what was seen."""
+        span_s = 60.0 * self.span_min
+        span = f"{span_s:.0f} s" if span_s < 120 else f"{self.span_min:.0f} min"
+        return f"{self.slope_per_min * self.span_min:+.2f}° over {span}"
 
 
 def linear_trend(time_s: FloatArray, values: FloatArray) -> Trend:
@@ -141,7 +149,8 @@ def linear_trend(time_s: FloatArray, values: FloatArray) -> Trend:
     if np.count_nonzero(ok) < 3 or np.ptp(time_s[ok]) <= 0:
         return Trend(math.nan, math.nan, int(np.count_nonzero(ok)))
     slope, intercept = np.polyfit(time_s[ok] / 60.0, values[ok], 1)
-    return Trend(float(slope), float(intercept), int(np.count_nonzero(ok)))
+    span_min = float(np.ptp(time_s[ok])) / 60.0
+    return Trend(float(slope), float(intercept), int(np.count_nonzero(ok)), span_min)
 
 
 @dataclass(frozen=True, slots=True)
