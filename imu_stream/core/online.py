@@ -366,7 +366,6 @@ class OnlineProcessor:
         new = _Contacts(
             out_index[:n_new], out_left[:n_new], out_bout[:n_new], out_confidence[:n_new]
         )
-        assert self._sync.t0 is not None
         times = (self._sync.t0 + new.index / self.fs).tolist()
         for time_s, is_left in zip(times, new.is_left.tolist(), strict=True):
             out.events.append(GaitEvent(time_s, "left" if is_left else "right", "IC"))
