@@ -4,7 +4,8 @@ Each candidate is decided once the signal reaches `delay` samples past it, from 
 settled by then (see events.py and online.py): the step rules run on its window, a candidate
 they find spurious at its own decision stays out of later windows, a committed contact wins
 every later conflict, and a new bout's first contacts are held until enough steps vote on
-their sides. Sides alternate within a bout (sides.py's `start_bout` / `next_side` rules).
+their sides. Sides alternate within a bout, from the per-step cues of sides.py (`_start_bout`,
+`_next_side` below).
 
 The loop runs once per candidate and its state changes from one to the next, so it is
 compiled (numba): in Python its per-candidate overhead was most of the core's time.
@@ -12,25 +13,16 @@ compiled (numba): in Python its per-candidate overhead was most of the core's ti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numba
 import numpy as np
 
 from imu_stream.core.events import MAX_STEP_S, MIN_STEP_S, step_rules
-from imu_stream.core.sides import FLIP_AGREEMENT, FLIP_WINDOW, sway_scores
+from imu_stream.core.sides import sway_scores
 
 OPEN, REJECTED, COMMITTED = 0, 1, 2  # states of a candidate contact
 BOUT_VOTE_CONTACTS = 5  # a new bout's sides are decided once it has this many contacts
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionTiming:
-    """Sample counts on the synchronised grid."""
-
-    delay: int  # a candidate is decided once this many samples follow it
-    visible_after: int  # candidates up to this far after it are settled by then
-    context: int  # earlier candidates the step rules look at
+FLIP_AGREEMENT = -0.5  # labels flip when the latest FLIP_WINDOW cues disagree this much
+FLIP_WINDOW = 4
 
 
 class SideState:
@@ -41,10 +33,6 @@ class SideState:
         self.ints = np.array([-1, 0], dtype=np.int64)
         # has_bout, last_left, agreement, total, votes, n_recent, recent[FLIP_WINDOW − 1]
         self.floats = np.zeros(6 + FLIP_WINDOW - 1)
-
-    @property
-    def last_index(self) -> int:
-        return int(self.ints[0])
 
 
 @numba.njit(cache=True)

@@ -26,8 +26,6 @@ FC_SEARCH = (0.15, 0.80)  # fraction of the stride where the stance leg's toe-of
 DOUBLE_SUPPORT_FRACTION = 0.10
 FLIGHT_FRACTION = 0.15
 RUNNING_CADENCE_SPM = 140.0  # above: running (a flight phase)
-FLIP_AGREEMENT = -0.5  # labels flip when the latest FLIP_WINDOW cues disagree this much
-FLIP_WINDOW = 4
 
 
 def impact_scores(
