@@ -107,6 +107,8 @@ class OnlineProcessor:
         if not rate_hz > 0:
             raise ValueError(f"rate must be positive, not {rate_hz}")
         self.locations = tuple(locations)
+        # Both thighs worn: their heel-strike shocks tell the sides (else the sacrum's sway).
+        self._both_thighs = {"left_thigh", "right_thigh"} <= set(self.locations)
         self.fs = float(rate_hz)
         self.hop = max(1, round(HOP_S * self.fs))
         self.calibration: Calibration | None = None
@@ -305,7 +307,7 @@ class OnlineProcessor:
         peaks = peaks + start
         new = (peaks >= self._candidates_done) & (peaks < settle_to)
         peaks = peaks[new]
-        if "shock_left" in self._history and "shock_right" in self._history:
+        if self._both_thighs:
             # The shocks' ring-down follows the contact by 0.1 s: known for settled candidates.
             local = peaks - self._history_start
             impact = impact_scores(
@@ -341,7 +343,7 @@ class OnlineProcessor:
             self._candidate_strength,
             self._candidate_state,
             self._candidate_impact,
-            "shock_left" in self._history and "shock_right" in self._history,
+            self._both_thighs,
             self._decided_candidates,
             self._processed_n,
             final,
