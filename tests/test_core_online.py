@@ -12,7 +12,7 @@ from imu_stream.records import STRIDE_COLUMNS
 from imu_stream.sim import SimulationConfig, simulate
 
 
-def _live(sim_recordings: dict, rate_hz: float, seed: int) -> tuple[CoreUpdate, list[str]]:
+def live_update(sim_recordings: dict, rate_hz: float, seed: int) -> tuple[CoreUpdate, list[str]]:
     """Push each sensor in random packet sizes, interleaved, updating after every push."""
     rng = np.random.default_rng(seed)
     processor = OnlineProcessor(list(sim_recordings), rate_hz)
@@ -42,7 +42,7 @@ def test_live_equals_batch(activity: str, sensors: tuple[str, ...]) -> None:
         SimulationConfig(activity=activity, duration_s=30.0, rate_hz=100.0, seed=3, sensors=sensors)
     )
     batch = analyze_session(sim.recordings, sim.info)
-    live, messages = _live(sim.recordings, sim.info.sample_rate_hz, seed=1)
+    live, messages = live_update(sim.recordings, sim.info.sample_rate_hz, seed=1)
     assert len(batch.strides) > 20
     assert len(live.strides) == len(batch.strides)
     for a, b in zip(live.strides, batch.strides, strict=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from imu_stream.core import angles
+from imu_stream.core.events import step_sequence_masks
 from imu_stream.core.lowpass import LowpassState
 from imu_stream.core.metrics import compute_strides
 from imu_stream.core.rotations import integrate_gyro, quat_to_matrix, rot_z
@@ -81,3 +82,19 @@ def test_stride_metrics_follow_the_definitions() -> None:
 def test_symmetry_index() -> None:
     assert symmetry_index(6.0, 4.0) == 40.0
     assert symmetry_index(None, 4.0) is None
+
+
+def test_a_short_run_across_a_brief_break_belongs_to_the_bout() -> None:
+    fs = 100.0
+    walk = [0.0, 0.6, 1.2, 1.8]
+
+    def in_bout(times_s: list[float]) -> list[bool]:
+        peaks = np.round(np.array(times_s) * fs).astype(np.int64)
+        return step_sequence_masks(peaks, np.ones(peaks.size), fs)[1].tolist()
+
+    # Two steps 2.2 s after a bout (within the 3 s break) belong to it; 3.2 s after, not.
+    assert in_bout([*walk, 4.0, 4.6]) == [True] * 6
+    assert in_bout([*walk, 5.0, 5.6]) == [True] * 4 + [False] * 2
+    # Two steps before a bout, within the break, too; a lone step never does.
+    assert in_bout([0.0, 0.6, 3.0, 3.6, 4.2, 4.8]) == [True] * 6
+    assert in_bout([*walk, 3.5]) == [True] * 4 + [False]

@@ -4,8 +4,9 @@ Each candidate is decided once the signal reaches `delay` samples past it, from 
 settled by then (see events.py and online.py): the step rules run on its window, a candidate
 they find spurious at its own decision stays out of later windows, a committed contact wins
 every later conflict, and a new bout's first contacts are held until enough steps vote on
-their sides. Sides alternate within a bout, from the per-step cues of sides.py (`_start_bout`,
-`_next_side` below).
+their sides (or, if the bout ends first, released once no later step can extend it). Sides
+alternate within a bout, from the per-step cues of sides.py (`_start_bout`, `_next_side`
+below).
 
 The loop runs once per candidate and its state changes from one to the next, so it is
 compiled (numba): in Python its per-candidate overhead was most of the core's time.
@@ -29,8 +30,9 @@ class SideState:
     """The running state of the contact sequence, as arrays the compiled loop updates."""
 
     def __init__(self) -> None:
-        # last contact's grid index (−1: none yet), bout number
-        self.ints = np.array([-1, 0], dtype=np.int64)
+        # last contact's grid index (−1: none yet), bout number, last contact of the held
+        # bout (−1: none)
+        self.ints = np.array([-1, 0, -1], dtype=np.int64)
         # has_bout, last_left, agreement, total, votes, n_recent, recent[FLIP_WINDOW − 1]
         self.floats = np.zeros(6 + FLIP_WINDOW - 1)
 
@@ -73,37 +75,119 @@ def decide(
         c = cand_index[k]
         if not final and c + delay > processed_n:
             break
-        lo = c - context
-        hi = c + visible_after if not final else end_of_data
-        a = np.searchsorted(cand_index, lo)
-        b = np.searchsorted(cand_index, hi)
-        window = np.empty(b - a, dtype=np.int64)  # candidate numbers in the window
-        m = 0
-        own = -1
-        for j in range(a, b):
-            if cand_state[j] != REJECTED:
-                if j == k:
-                    own = m
-                window[m] = j
-                m += 1
-        window = window[:m]
-        peaks = cand_index[window]
-        strength = np.empty(m)
-        for j in range(m):
-            committed = cand_state[window[j]] == COMMITTED
-            strength[j] = np.inf if committed else cand_strength[window[j]]
-        regular = np.empty(m, dtype=np.bool_)
-        keep = np.empty(m, dtype=np.bool_)
-        step_rules(peaks, strength, fs, regular, keep)
-        if own >= 0 and not regular[own]:
-            cand_state[k] = REJECTED
+        n_out = _release_ended_bout(
+            k - 1, c, cand_index, cand_strength, cand_state, cand_impact, use_impact,
+            visible_after, context, fs, t0, lateral, history_start, gap_start_s, gap_end_s,
+            ints, floats, out_index, out_left, out_bout, out_confidence, n_out,
+        )  # fmt: skip
+        window = _window(cand_index, cand_state, c - context, c + visible_after, final, end_of_data)
+        regular, keep = _step_rules(window, cand_index, cand_state, cand_strength, fs)
+        for j in range(window.size):
+            if window[j] == k and not regular[j]:
+                cand_state[k] = REJECTED
         n_out = _commit(
             window[keep], cand_index, cand_state, cand_impact, use_impact, c, final, fs, t0,
             lateral, history_start, gap_start_s, gap_end_s, ints, floats,
             out_index, out_left, out_bout, out_confidence, n_out,
         )  # fmt: skip
         k += 1
+    if not final:
+        # No candidate can appear before the settled frontier: a held bout may have ended.
+        frontier = cand_index[k] if k < n_cand else processed_n - (delay - visible_after)
+        n_out = _release_ended_bout(
+            k - 1, frontier, cand_index, cand_strength, cand_state, cand_impact, use_impact,
+            visible_after, context, fs, t0, lateral, history_start, gap_start_s, gap_end_s,
+            ints, floats, out_index, out_left, out_bout, out_confidence, n_out,
+        )  # fmt: skip
     return k, n_out
+
+
+@numba.njit(cache=True)
+def _window(
+    cand_index: np.ndarray,
+    cand_state: np.ndarray,
+    lo: int,
+    hi: int,
+    final: bool,
+    end_of_data: int,
+) -> np.ndarray:  # pragma: no cover - compiled
+    """Candidate numbers a decision looks at: not rejected, within [lo, hi) (up to the end
+    of the data if `final`)."""
+    a = np.searchsorted(cand_index, lo)
+    b = np.searchsorted(cand_index, end_of_data if final else hi)
+    window = np.empty(b - a, dtype=np.int64)
+    m = 0
+    for j in range(a, b):
+        if cand_state[j] != REJECTED:
+            window[m] = j
+            m += 1
+    return window[:m]
+
+
+@numba.njit(cache=True)
+def _step_rules(
+    window: np.ndarray,
+    cand_index: np.ndarray,
+    cand_state: np.ndarray,
+    cand_strength: np.ndarray,
+    fs: float,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """(regular, keep) masks of the window's candidates; committed contacts always win."""
+    m = window.size
+    strength = np.empty(m)
+    for j in range(m):
+        committed = cand_state[window[j]] == COMMITTED
+        strength[j] = np.inf if committed else cand_strength[window[j]]
+    regular = np.empty(m, dtype=np.bool_)
+    keep = np.empty(m, dtype=np.bool_)
+    step_rules(cand_index[window], strength, fs, regular, keep)
+    return regular, keep
+
+
+@numba.njit(cache=True)
+def _release_ended_bout(
+    k: int,
+    next_possible: int,
+    cand_index: np.ndarray,
+    cand_strength: np.ndarray,
+    cand_state: np.ndarray,
+    cand_impact: np.ndarray,
+    use_impact: bool,
+    visible_after: int,
+    context: int,
+    fs: float,
+    t0: float,
+    lateral: np.ndarray,
+    history_start: int,
+    gap_start_s: np.ndarray,
+    gap_end_s: np.ndarray,
+    ints: np.ndarray,
+    floats: np.ndarray,
+    out_index: np.ndarray,
+    out_left: np.ndarray,
+    out_bout: np.ndarray,
+    out_confidence: np.ndarray,
+    n_out: int,
+) -> int:  # pragma: no cover - compiled
+    """If a bout is held and no contact can extend it (the next possible one comes after a
+    pause longer than MAX_STEP_S), commits it as candidate k (the last decided) saw it, its
+    sides voted by its own steps. Chunking cannot change when or how this happens."""
+    held_last = ints[2]
+    if k < 0 or held_last <= ints[0] or next_possible - held_last <= MAX_STEP_S * fs:
+        return n_out
+    c = cand_index[k]
+    window = _window(cand_index, cand_state, c - context, c + visible_after, False, 0)
+    _, keep = _step_rules(window, cand_index, cand_state, cand_strength, fs)
+    accepted = window[keep]
+    # Only the held bout: later contacts (after the pause) belong to the next one.
+    accepted = accepted[cand_index[accepted] <= held_last]
+    n_out = _commit(
+        accepted, cand_index, cand_state, cand_impact, use_impact, held_last, True, fs, t0,
+        lateral, history_start, gap_start_s, gap_end_s, ints, floats,
+        out_index, out_left, out_bout, out_confidence, n_out,
+    )  # fmt: skip
+    ints[2] = -1
+    return n_out
 
 
 @numba.njit(cache=True)
@@ -151,6 +235,7 @@ def _commit(
         ] <= max_gap:
             chain += 1
         if chain < BOUT_VOTE_CONTACTS:
+            ints[2] = index[first_new + chain - 1]
             return n_out
     scores = cand_impact[accepted] if use_impact else sway_scores(lateral, index - history_start)
     for j in range(first_new, last_new + 1):

@@ -23,6 +23,7 @@ MIN_STEP_S = 0.25
 MAX_STEP_S = 1.4  # a longer pause ends a walking bout (slow steps in turns reach 1.2–1.3 s)
 CLOSE_STEP_RATIO = 0.65  # a step shorter than this fraction of the local median is spurious
 MIN_BOUT_STEPS = 3
+MAX_BREAK_S = 3.0  # Mobilise-D: a break of up to 3 s does not end a walking bout
 PROMINENCE_HALF_WINDOW_S = 0.75  # a peak's prominence is judged within ± this
 CANDIDATE_SUPPORT_S = 0.95  # a candidate is settled once this much signal follows it
 
@@ -77,26 +78,41 @@ def step_sequence_masks(
 def step_rules(
     peaks: np.ndarray, strength: np.ndarray, fs: float, regular: np.ndarray, mask: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    """Fills `regular` (not a spurious close step) and `mask` (also in a run of at least
-    MIN_BOUT_STEPS steps without a pause longer than MAX_STEP_S)."""
+    """Fills `regular` (not a spurious close step) and `mask` (also in a walking bout: a run
+    of at least MIN_BOUT_STEPS steps without a pause longer than MAX_STEP_S, or a run of two
+    next to such a run across a break of at most MAX_BREAK_S, as the Mobilise-D bout
+    definition allows: people stop briefly, e.g. before a turn, and walk on)."""
     n = peaks.size
     _close_step_mask(peaks / fs, strength, regular)
     max_gap = MAX_STEP_S * fs
     mask[:] = False
-    run_start = -1  # position of the first kept candidate of the current run
-    run_len = 0
+    # Runs of kept candidates without a pause longer than MAX_STEP_S: (first, last, count).
+    run_first = np.empty(n, dtype=np.int64)
+    run_last = np.empty(n, dtype=np.int64)
+    run_count = np.zeros(n, dtype=np.int64)
+    n_runs = 0
     last = -1
-    for k in range(n + 1):
-        if k < n and not regular[k]:
+    for k in range(n):
+        if not regular[k]:
             continue
-        if k < n and last >= 0 and peaks[k] - peaks[last] <= max_gap:
-            run_len += 1
-        else:
-            if run_len >= MIN_BOUT_STEPS:
-                for j in range(run_start, k):
-                    mask[j] = regular[j]
-            run_start, run_len = k, 1
+        if last < 0 or peaks[k] - peaks[last] > max_gap:
+            run_first[n_runs] = k
+            n_runs += 1
+        run_last[n_runs - 1] = k
+        run_count[n_runs - 1] += 1
         last = k
+    max_break = MAX_BREAK_S * fs
+    for r in range(n_runs):
+        gait = run_count[r] >= MIN_BOUT_STEPS
+        if not gait and run_count[r] >= 2:
+            # A short run joins a walking bout that it follows or precedes within MAX_BREAK_S.
+            if r > 0 and run_count[r - 1] >= MIN_BOUT_STEPS:
+                gait = peaks[run_first[r]] - peaks[run_last[r - 1]] <= max_break
+            if not gait and r + 1 < n_runs and run_count[r + 1] >= MIN_BOUT_STEPS:
+                gait = peaks[run_first[r + 1]] - peaks[run_last[r]] <= max_break
+        if gait:
+            for j in range(run_first[r], run_last[r] + 1):
+                mask[j] = regular[j]
 
 
 @numba.njit(cache=True)

@@ -324,8 +324,15 @@ class OnlineProcessor:
         self._candidates_done = settle_to
 
     def _next_decision_index(self) -> int:
+        """The candidate whose window decisions can still look back from: the next one to
+        decide or, while a short bout is held, the last decided (its release uses it)."""
         pending = self._candidate_index[self._decided_candidates :]
-        return int(pending[0]) if pending.size else self._processed_n
+        # With none pending, the next candidate can still appear at the settled frontier.
+        anchor = int(pending[0]) if pending.size else self._candidates_done
+        held_last, last_contact = self._sides.ints[2], self._sides.ints[0]
+        if held_last > last_contact and self._decided_candidates > 0:
+            anchor = min(anchor, int(self._candidate_index[self._decided_candidates - 1]))
+        return anchor
 
     def _decide(self, out: CoreUpdate, final: bool) -> None:
         """Decide each candidate once the signal reaches DECISION_DELAY_S past it, from the
