@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
-from imu_stream.core import angles
+from imu_stream.core import angles, trig
 from imu_stream.core.events import step_sequence_masks
+from imu_stream.core.filters import gaussian_lowpass
 from imu_stream.core.lowpass import LowpassState
 from imu_stream.core.metrics import compute_strides
 from imu_stream.core.rotations import integrate_gyro, quat_to_matrix, rot_z
@@ -98,3 +100,51 @@ def test_a_short_run_across_a_brief_break_belongs_to_the_bout() -> None:
     # Two steps before a bout, within the break, too; a lone step never does.
     assert in_bout([0.0, 0.6, 3.0, 3.6, 4.2, 4.8]) == [True] * 6
     assert in_bout([*walk, 3.5]) == [True] * 4 + [False]
+
+
+def test_compiled_atan2_and_asin_match_numpy() -> None:
+    rng = np.random.default_rng(7)
+    y = np.concatenate([rng.normal(size=20_000), rng.normal(size=100) * 1e-200])
+    x = np.concatenate([rng.normal(size=20_000), rng.normal(size=100)])
+    # the axes, the octant borders, both zeros' quadrants, NaN in either argument
+    edges_y = np.array([0.0, 1.0, -1.0, 0.0, 1.0, 1.0, -1.0, -1.0, np.nan, 1.0, 0.0])
+    edges_x = np.array([1.0, 0.0, 0.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, np.nan, 0.0])
+    y, x = np.concatenate([y, edges_y]), np.concatenate([x, edges_x])
+    got = trig.arctan2(y, x)
+    want = np.arctan2(y, x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.nanmax(np.abs(got - want)) < 4e-15
+    rows = rng.normal(size=(3, 1000))
+    scale = np.array([1.0, -2.0, 57.0])  # each row times its scale (degrees, signs)
+    np.testing.assert_allclose(
+        trig.arctan2_in_place(rows.copy(), rows[::-1].copy(), scale),
+        np.arctan2(rows, rows[::-1]) * scale[:, None],
+        rtol=1e-15,
+        atol=1e-13,
+    )
+    np.testing.assert_allclose(
+        trig.arcsin_in_place(np.tanh(rows), scale),
+        np.arcsin(np.tanh(rows)) * scale[:, None],
+        rtol=1e-15,
+        atol=1e-13,
+    )
+    a = np.concatenate([rng.uniform(-1, 1, 20_000), [1.0, -1.0, 1 + 1e-15, -1 - 1e-15, np.nan]])
+    want = np.arcsin(np.clip(a, -1, 1))
+    got = trig.arcsin_in_place(a.copy())
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.nanmax(np.abs(got - want)) < 4e-15
+
+
+def test_gaussian_lowpass_is_scipys_and_local() -> None:
+    fs, sigma_s = 200.0, 0.05
+    x = np.random.default_rng(3).normal(size=5000).cumsum()
+    for order in (0, 1):
+        want = gaussian_filter1d(x, sigma_s * fs, order=order, mode="nearest") * fs**order
+        got = gaussian_lowpass(x, sigma_s, fs, order)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+    # An output depends only on the samples within the kernel's radius, bit for bit: a window
+    # of the signal gives the same values away from its edges (the live path's blocks).
+    radius = int(4.0 * sigma_s * fs + 0.5)
+    whole = gaussian_lowpass(x, sigma_s, fs, 1)
+    part = gaussian_lowpass(x[1000:3000], sigma_s, fs, 1)
+    np.testing.assert_array_equal(part[radius:-radius], whole[1000 + radius : 3000 - radius])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from imu_stream.core import trig
 from imu_stream.records import FloatArray
 
 Rotations = np.ndarray  # (n, 3, 3) float64
@@ -162,8 +163,6 @@ def finish_angles_deg(
     y: FloatArray, x: FloatArray, a: FloatArray, atan_sign: FloatArray, asin_sign: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """All atan2 rows and all asin rows in degrees, each row times its sign."""
-    atan = np.arctan2(y, x, out=y)
-    atan *= (atan_sign * DEG)[:, None]
-    asin = np.arcsin(np.clip(a, -1.0, 1.0, out=a), out=a)
-    asin *= (asin_sign * DEG)[:, None]
+    atan = trig.arctan2_in_place(y, x, atan_sign * DEG)
+    asin = trig.arcsin_in_place(a, asin_sign * DEG)
     return atan, asin

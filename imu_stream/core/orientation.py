@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from imu_stream.core import trig
 from imu_stream.core.lowpass import LowpassState, lowpass_inplace
 from imu_stream.core.rotations import matrix_to_quat, quat_step, rotation_aligning
 from imu_stream.records import FloatArray
@@ -93,14 +94,14 @@ class OrientationTracker:
             rotation,
             acc_world,
         )
-        # numpy's arctan2 is vectorised (several times faster than a compiled scalar loop)
-        yaw = np.arctan2(rotation[1, 0], rotation[0, 0])
-        heading, trig = np.empty((1, n)), np.empty((2, n))
+        yaw = trig.arctan2(rotation[1, 0], rotation[0, 0])
+        heading, heading_cs = np.empty((1, n)), np.empty((2, n))
         lp = yaw_lowpass
         _heading(
-            yaw, self._carry, lp.widths, lp.windows, lp.sums, lp.smoothed, lp.cursor, heading, trig
-        )
-        return OrientedBlock(rotation, acc_world, yaw, heading[0], trig[0], trig[1])
+            yaw, self._carry, lp.widths, lp.windows, lp.sums, lp.smoothed, lp.cursor, heading,
+            heading_cs,
+        )  # fmt: skip
+        return OrientedBlock(rotation, acc_world, yaw, heading[0], heading_cs[0], heading_cs[1])
 
 
 @numba.njit(cache=True, error_model="numpy")

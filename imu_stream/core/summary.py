@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,12 +37,15 @@ def symmetry_index(right: float | None, left: float | None) -> float | None:
 
 def summarize(strides: Sequence[Stride], notes: Sequence[str] = ()) -> dict[str, object]:
     good = [s for s in strides if s.quality == 0]
+    # One row per good stride, one column per metric: an hour holds ~10,000 strides.
+    row_of = operator.attrgetter(*SUMMARY_METRICS)
+    table = np.array([row_of(s) for s in good], dtype=float).reshape(-1, len(SUMMARY_METRICS))
+    sides = np.array([s.side for s in good])
+    column = {m: j for j, m in enumerate(SUMMARY_METRICS)}
     per_side: dict[str, dict[str, dict[str, float | None]]] = {}
     for side in ("left", "right"):
-        rows = [s for s in good if s.side == side]
-        per_side[side] = {
-            m: _stats(np.array([getattr(s, m) for s in rows], dtype=float)) for m in SUMMARY_METRICS
-        }
+        rows = table[sides == side]
+        per_side[side] = {m: _stats(rows[:, j]) for m, j in column.items()}
     symmetry = {
         m: symmetry_index(
             per_side["right"][m]["mean"],
@@ -52,8 +56,8 @@ def summarize(strides: Sequence[Stride], notes: Sequence[str] = ()) -> dict[str,
     trend: dict[str, dict[str, float | None]] = {}
     n_edge = max(1, round(TREND_FRACTION * len(good))) if good else 0
     for side in ("left", "right"):
-        rows = [s for s in good if s.side == side]
-        k = max(1, round(TREND_FRACTION * len(rows))) if rows else 0
+        rows = table[sides == side]
+        k = max(1, round(TREND_FRACTION * len(rows))) if len(rows) else 0
         side_trend: dict[str, float | None] = {}
         for m in (
             "pelvic_drop_deg",
@@ -61,8 +65,8 @@ def summarize(strides: Sequence[Stride], notes: Sequence[str] = ()) -> dict[str,
             "thigh_adduction_peak_deg",
             "cadence_spm",
         ):
-            first = _stats(np.array([getattr(s, m) for s in rows[:k]], dtype=float))["mean"]
-            last = _stats(np.array([getattr(s, m) for s in rows[-k:]], dtype=float))["mean"]
+            first = _stats(rows[:k, column[m]])["mean"]
+            last = _stats(rows[len(rows) - k :, column[m]])["mean"]
             side_trend[f"{m}_first10"] = first
             side_trend[f"{m}_last10"] = last
             side_trend[f"{m}_change"] = (
