@@ -6,6 +6,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from imu_stream.core import angles, trig
+from imu_stream.core.calibration import align_sacrum
 from imu_stream.core.events import step_sequence_masks
 from imu_stream.core.filters import gaussian_lowpass
 from imu_stream.core.lowpass import LowpassState
@@ -148,3 +149,14 @@ def test_gaussian_lowpass_is_scipys_and_local() -> None:
     whole = gaussian_lowpass(x, sigma_s, fs, 1)
     part = gaussian_lowpass(x[1000:3000], sigma_s, fs, 1)
     np.testing.assert_array_equal(part[radius:-radius], whole[1000 + radius : 3000 - radius])
+
+
+def test_sacrum_alignment_without_contacts_is_finite() -> None:
+    """A session stopped before the first step (standing only) still gets a usable frame."""
+    n = 400
+    acc = np.tile([0.3, 0.2, 9.8], (n, 1))
+    rotations = np.tile(np.eye(3), (n, 1, 1))
+    alignment = align_sacrum(acc, rotations, np.zeros(0, dtype=np.int64), 200.0, slice(0, n))
+    frame = alignment.sensor_to_segment
+    assert np.all(np.isfinite(frame))
+    np.testing.assert_allclose(frame @ frame.T, np.eye(3), atol=1e-12)

@@ -67,9 +67,10 @@ def align_sacrum(
     up = up_axis(acc, rotations, standing)
     window = max(1, int(0.06 * fs))
     # Braking right after IC, in the sensor frame; left/right jolts cancel over both sides.
-    jolt = window_mean_change(acc, ic_idx, window, window).mean(axis=0)
+    # (No contacts, e.g. a session stopped while standing: no jolt, the fallback below.)
+    jolt = window_mean_change(acc, ic_idx, window, window).mean(axis=0) if ic_idx.size else 0 * up
     forward = -(jolt - (jolt @ up) * up)
-    if np.linalg.norm(forward) < 1e-9:
+    if not np.linalg.norm(forward) >= 1e-9:  # also NaN
         forward = np.cross(up, [0.0, 0.0, 1.0]) if abs(up[2]) < 0.9 else np.array([1.0, 0, 0])
     return SegmentAlignment(frame_from_up_forward(up, forward), standing is not None)
 
