@@ -68,7 +68,9 @@ def align_sacrum(
     window = max(1, int(0.06 * fs))
     # Braking right after IC, in the sensor frame; left/right jolts cancel over both sides.
     # (No contacts, e.g. a session stopped while standing: no jolt, the fallback below.)
-    jolt = window_mean_change(acc, ic_idx, window, window).mean(axis=0) if ic_idx.size else 0 * up
+    jolt = np.zeros(3)
+    if ic_idx.size:
+        jolt = window_mean_change(acc, ic_idx, window, window).mean(axis=0)
     forward = -(jolt - (jolt @ up) * up)
     if not np.linalg.norm(forward) >= 1e-9:  # also NaN
         forward = np.cross(up, [0.0, 0.0, 1.0]) if abs(up[2]) < 0.9 else np.array([1.0, 0, 0])

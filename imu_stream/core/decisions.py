@@ -36,6 +36,10 @@ class SideState:
         # has_bout, last_left, agreement, total, votes, n_recent, recent[FLIP_WINDOW − 1]
         self.floats = np.zeros(6 + FLIP_WINDOW - 1)
 
+    def holds_bout(self) -> bool:
+        """Whether a new bout's first contacts are held (not yet committed)."""
+        return bool(self.ints[2] > self.ints[0])
+
 
 @numba.njit(cache=True)
 def decide(
@@ -80,7 +84,8 @@ def decide(
             visible_after, context, fs, t0, lateral, history_start, gap_start_s, gap_end_s,
             ints, floats, out_index, out_left, out_bout, out_confidence, n_out,
         )  # fmt: skip
-        window = _window(cand_index, cand_state, c - context, c + visible_after, final, end_of_data)
+        hi = end_of_data if final else c + visible_after
+        window = _window(cand_index, cand_state, c - context, hi)
         regular, keep = _step_rules(window, cand_index, cand_state, cand_strength, fs)
         for j in range(window.size):
             if window[j] == k and not regular[j]:
@@ -108,13 +113,10 @@ def _window(
     cand_state: np.ndarray,
     lo: int,
     hi: int,
-    final: bool,
-    end_of_data: int,
 ) -> np.ndarray:  # pragma: no cover - compiled
-    """Candidate numbers a decision looks at: not rejected, within [lo, hi) (up to the end
-    of the data if `final`)."""
+    """Candidate numbers a decision looks at: not rejected, within [lo, hi)."""
     a = np.searchsorted(cand_index, lo)
-    b = np.searchsorted(cand_index, end_of_data if final else hi)
+    b = np.searchsorted(cand_index, hi)
     window = np.empty(b - a, dtype=np.int64)
     m = 0
     for j in range(a, b):
@@ -176,7 +178,7 @@ def _release_ended_bout(
     if k < 0 or held_last <= ints[0] or next_possible - held_last <= MAX_STEP_S * fs:
         return n_out
     c = cand_index[k]
-    window = _window(cand_index, cand_state, c - context, c + visible_after, False, 0)
+    window = _window(cand_index, cand_state, c - context, c + visible_after)
     _, keep = _step_rules(window, cand_index, cand_state, cand_strength, fs)
     accepted = window[keep]
     # Only the held bout: later contacts (after the pause) belong to the next one.

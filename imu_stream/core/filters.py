@@ -7,21 +7,21 @@ import functools
 import numba
 import numpy as np
 from scipy import signal
-from scipy.ndimage import correlate1d, gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d
 
 from imu_stream.records import FloatArray
 
 
 def gaussian_lowpass(x: FloatArray, sigma_s: float, fs: float, order: int = 0) -> FloatArray:
-    """Zero-phase Gaussian smoothing along axis 0 (edges held), as scipy's gaussian_filter1d. A
-    Gaussian kernel has no side lobes, so gait harmonics above ~1/(2πσ) vanish instead of
-    leaking as ripple."""
+    """Zero-phase Gaussian smoothing of a 1-D signal (edges held), as scipy's
+    gaussian_filter1d. A Gaussian kernel has no side lobes, so gait harmonics above ~1/(2πσ)
+    vanish instead of leaking as ripple."""
     weights = _gaussian_weights(sigma_s * fs, order)
     if order:
         weights = weights * fs**order
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1:
-        return np.asarray(correlate1d(x, weights, axis=0, mode="nearest"))
+        raise ValueError(f"gaussian_lowpass takes a 1-D signal, not shape {x.shape}")
     radius = weights.size // 2
     padded = np.concatenate([np.full(radius, x[0]), x, np.full(radius, x[-1])]) if x.size else x
     out = np.zeros(x.size)

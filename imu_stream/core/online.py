@@ -329,8 +329,7 @@ class OnlineProcessor:
         pending = self._candidate_index[self._decided_candidates :]
         # With none pending, the next candidate can still appear at the settled frontier.
         anchor = int(pending[0]) if pending.size else self._candidates_done
-        held_last, last_contact = self._sides.ints[2], self._sides.ints[0]
-        if held_last > last_contact and self._decided_candidates > 0:
+        if self._sides.holds_bout() and self._decided_candidates > 0:
             anchor = min(anchor, int(self._candidate_index[self._decided_candidates - 1]))
         return anchor
 

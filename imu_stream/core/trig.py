@@ -1,9 +1,9 @@
 """atan2 and asin for the per-sample angles, compiled and vectorisable.
 
 numpy's arctan2 and arcsin cost 15–27 ns a value on the 2-core reference machine, most of the
-core's per-sample time (nine angle rows and three yaw rows per sample); these run at about
-1.5 ns. atan2 reduces to atan on [−tan(π/8), tan(π/8)], where a degree-9 polynomial in r² is
-exact to 1e-15 rad (fitted to numpy's arctan, max error 6e-16 over the interval). For finite
+core's per-sample time (nine angle rows and three yaw rows per sample); these take 2–3 ns.
+atan2 reduces to atan on [−tan(π/8), tan(π/8)], where a degree-9 polynomial in r² is exact
+to 1e-15 rad (fitted to numpy's arctan, max error 6e-16 over the interval). For finite
 or NaN inputs (rotation entries): NaN in gives NaN out; signed zeros are not distinguished
 (atan2(±0, −0) is 0 where numpy says ±π) and infinities are not handled.
 """
